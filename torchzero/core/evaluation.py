@@ -1,0 +1,150 @@
+"""Batch evaluation: objectives that can evaluate several points at once.
+
+Modules that need independent evaluations (finite differences, SPSA, random smoothing, gradient
+sampling...) gather every point of a step and hand them over in one call to
+:meth:`torchzero.core.objective.Objective.evaluate_batch`. What happens then depends on the
+closure the user passed to ``Optimizer.step``:
+
+* a plain closure evaluates the points one by one, writing each point into the parameters;
+* a :class:`BatchEvaluator` (e.g. :class:`FunctionEvaluator`, :class:`ThreadPoolEvaluator`, the Ray
+  and ask/tell evaluators of ``tz_client``) evaluates the whole batch however it likes.
+
+Either way the results come back in order, so the trajectory does not depend on the evaluator.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass
+class EvalResult:
+    """The loss (and, when asked for, the gradient) at one point."""
+
+    loss: Any
+    grads: list[torch.Tensor] | None = None
+
+
+@dataclass
+class Perturbation:
+    """A point described as ``base + scale * direction`` without materialising the direction.
+
+    ``direction`` is produced by ``make_direction(seed, like)``, a deterministic function of a seed,
+    so a remote worker that already holds ``base`` can rebuild the point from a few scalars.
+    ``make_direction`` must be a registered, importable function (see
+    :mod:`torchzero.core.directions`), never a lambda.
+    """
+
+    base: list[torch.Tensor]
+    seed: int
+    scale: float
+    distribution: str = "rademacher"
+
+    def materialize(self) -> list[torch.Tensor]:
+        from .directions import make_direction
+        d = make_direction(self.distribution, self.seed, self.base)
+        return [b + self.scale * di for b, di in zip(self.base, d)]
+
+
+Point = Sequence[torch.Tensor] | Perturbation
+
+
+def materialize(point: Point) -> list[torch.Tensor]:
+    return point.materialize() if isinstance(point, Perturbation) else list(point)
+
+
+class BatchEvaluator(ABC):
+    """An objective that evaluates many points in one call.
+
+    Subclasses implement :meth:`evaluate_batch`. An evaluator can be passed to
+    ``Optimizer.step`` in place of a closure.
+    """
+
+    @abstractmethod
+    def evaluate_batch(self, points: Sequence[Point], backward: bool = False) -> list[EvalResult]:
+        """Evaluates the objective at each point (a list of tensors shaped like the parameters)."""
+
+
+class FunctionEvaluator(BatchEvaluator):
+    """Evaluates ``fn(params) -> loss`` at each point, one after another.
+
+    ``fn`` receives a list of tensors shaped like the optimizer's parameters. Gradients, when
+    asked for, come from autograd through ``fn``.
+    """
+
+    def __init__(self, fn: Callable[[list[torch.Tensor]], Any]):
+        self.fn = fn
+
+    def evaluate_one(self, point: Point, backward: bool) -> EvalResult:
+        xs = materialize(point)
+        if not backward:
+            with torch.no_grad():
+                return EvalResult(self.fn(xs))
+        xs = [x.detach().requires_grad_(True) for x in xs]
+        with torch.enable_grad():
+            loss = self.fn(xs)
+            grads = torch.autograd.grad(loss, xs, allow_unused=True)
+        grads = [torch.zeros_like(x) if g is None else g for x, g in zip(xs, grads)]
+        return EvalResult(loss.detach(), grads)
+
+    def evaluate_batch(self, points: Sequence[Point], backward: bool = False) -> list[EvalResult]:
+        return [self.evaluate_one(p, backward) for p in points]
+
+
+class ThreadPoolEvaluator(FunctionEvaluator):
+    """Evaluates a batch of points on a thread pool.
+
+    Useful when ``fn`` releases the GIL (large tensor ops) or waits (I/O, a simulator, a remote
+    service). Results come back in the order of the points.
+    """
+
+    def __init__(self, fn: Callable[[list[torch.Tensor]], Any], max_workers: int = 4):
+        super().__init__(fn)
+        self.max_workers = max_workers
+        self._pool: ThreadPoolExecutor | None = None
+
+    def evaluate_batch(self, points: Sequence[Point], backward: bool = False) -> list[EvalResult]:
+        if len(points) <= 1:
+            return super().evaluate_batch(points, backward)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="tz-eval")
+        return list(self._pool.map(lambda p: self.evaluate_one(p, backward), points))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        d = self.__dict__.copy()
+        d["_pool"] = None
+        return d
+
+
+class BoundEvaluator:
+    """A :class:`BatchEvaluator` seen as an ordinary ``closure(backward)`` over ``params``.
+
+    Evaluates at the current values of ``params`` and, with ``backward``, writes ``p.grad``.
+    """
+
+    def __init__(self, evaluator: BatchEvaluator, params: Sequence[torch.Tensor]):
+        self.evaluator = evaluator
+        self.params = params
+
+    def evaluate_batch(self, points: Sequence[Point], backward: bool = False) -> list[EvalResult]:
+        return self.evaluator.evaluate_batch(points, backward)
+
+    def __call__(self, backward: bool = True) -> Any:
+        point = [p.detach().clone() for p in self.params]
+        res = self.evaluator.evaluate_batch([point], backward)[0]
+        if backward:
+            if res.grads is None:
+                raise RuntimeError(f"{type(self.evaluator).__name__} returned no gradient for backward=True")
+            for p, g in zip(self.params, res.grads):
+                p.grad = g.to(device=p.device, dtype=p.dtype)
+        return res.loss

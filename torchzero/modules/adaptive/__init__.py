@@ -1,0 +1,4 @@
+"""Adaptive (diagonally preconditioned) methods."""
+from .adam import Adam
+
+__all__ = ["Adam"]
