@@ -22,8 +22,12 @@ class Adam(TensorTransform):
         update = alpha * (m / (1 - beta1^t)) / ((v / (1 - beta2^t))^(1/p) + eps)
 
     Debiasing (the ``1 - beta^t`` terms) can be switched off. Followed by ``LR(lr)`` this is
-    ``torch.optim.Adam``: the denominator and step size are formed in the same order, and when
-    Adam is the last module before ``LR`` the step is fused into the parameters as torch does.
+    ``torch.optim.Adam``: the denominator and step size are formed in the same order. When Adam is
+    the last module (or the last before ``LR``), its settings are the same for every parameter,
+    and the parameters share a device and a floating dtype, the whole step runs in torch's fused
+    Adam kernel (one pass over memory; bit for bit ``torch.optim.Adam(fused=True)``, which agrees
+    with the default ``torch.optim.Adam`` to float rounding). Otherwise it runs as foreach
+    kernels, bit for bit the default ``torch.optim.Adam``.
 
     Args:
         beta1: decay of the first moment.
@@ -47,6 +51,44 @@ class Adam(TensorTransform):
             self.set_child("exp_avg", exp_avg_tfm)
         if exp_avg_sq_tfm is not None:
             self.set_child("exp_avg_sq", exp_avg_sq_tfm)
+
+    def step(self, objective: Objective) -> Objective:
+        if self._fused_step(objective):
+            return objective
+        return super().step(objective)
+
+    def _fused_step(self, objective: Objective) -> bool:
+        """The whole step (moments and parameters) in ``torch._fused_adam_`` when it applies."""
+        if not objective.is_last or objective.skip_update or self.children or self._concat_params or self._update_freq != 1:
+            return False
+        params = objective.params
+        dev, dt = params[0].device, params[0].dtype
+        if not dt.is_floating_point or any(p.device != dev or p.dtype != dt for p in params):
+            return False
+        vals = self.settings.values(params, "beta1", "beta2", "eps", "alpha", "amsgrad", "debias", "pow")
+        uniform = [scalar_or_list(v) for v in vals]
+        if any(isinstance(u, list) for u in uniform):
+            return False
+        beta1, beta2, eps, alpha, amsgrad, debias, pw = uniform
+        lrs = objective.last_module_lrs
+        lr = alpha if lrs is None else scalar_or_list([alpha * l for l in lrs])
+        if pw != 2 or not debias or isinstance(lr, list):
+            return False
+        # the same bookkeeping as update(), so the two paths can alternate
+        self.global_state["__initialized"] = True
+        self.global_state["__step"] = self.global_state.get("__step", 0) + 1
+        step = self.global_state["step"] = self.global_state.get("step", 0) + 1
+        grads = objective.peek_updates()
+        exp_avg = self.get_state(params, "exp_avg")
+        exp_avg_sq = self.get_state(params, "exp_avg_sq")
+        max_sq = self.get_state(params, "max_exp_avg_sq") if amsgrad else []
+        steps = [torch.tensor(float(step), device=dev)] * len(params)
+        with torch.no_grad():
+            torch._fused_adam_(params, grads, exp_avg, exp_avg_sq, max_sq, steps, lr=float(lr), beta1=float(beta1),
+                               beta2=float(beta2), weight_decay=0.0, eps=float(eps), amsgrad=bool(amsgrad), maximize=False)
+        objective.skip_update = True
+        objective.stop = True
+        return True
 
     def multi_tensor_update(self, tensors: list[torch.Tensor], params: list[torch.Tensor], grads: Any, loss: Any,
                             states: list[dict[str, Any]], settings: Sequence[Mapping[str, Any]]) -> None:
@@ -94,12 +136,12 @@ class Adam(TensorTransform):
         if bc2_root != 1.0:
             torch._foreach_div_(denom, bc2_root)
         torch._foreach_add_(denom, scalar_or_list(eps))
-        step_size = [a / (1 - b1 ** step) if d else a for a, b1, d in zip(alpha, beta1, debias)]
+        fuse = objective.is_last and not objective.skip_update
+        lrs = objective.last_module_lrs if fuse and objective.last_module_lrs is not None else [1.0] * len(params)
+        # lr * alpha / (1 - beta1^t), in the order torch forms it
+        step_size = [(a * lr) / (1 - b1 ** step) if d else a * lr for a, lr, b1, d in zip(alpha, lrs, beta1, debias)]
 
-        if objective.is_last and not objective.skip_update:
-            lrs = objective.last_module_lrs
-            if lrs is not None:
-                step_size = [s * lr for s, lr in zip(step_size, lrs)]
+        if fuse:
             ss = scalar_or_list(step_size)
             with torch.no_grad():
                 torch._foreach_addcdiv_(params, exp_avg, denom, map_scalar(lambda v: -v, ss))

@@ -29,9 +29,12 @@ class StepSize(TensorTransform):
         return self.settings.values(params, self._key)[0]
 
     def apply(self, objective: Objective) -> Objective:
-        lr = scalar_or_list(self.lrs(objective.params))
+        lrs = self.lrs(objective.params)
         if objective.is_last and not objective.skip_update:
             # fused final step: no copy of the update, one pass over the parameters
+            if objective.last_module_lrs is not None:  # a final LR follows this module
+                lrs = [a * b for a, b in zip(lrs, objective.last_module_lrs)]
+            lr = scalar_or_list(lrs)
             upd = objective.peek_updates()
             with torch.no_grad():
                 if isinstance(lr, list):
@@ -39,9 +42,9 @@ class StepSize(TensorTransform):
                 else:
                     torch._foreach_add_(objective.params, upd, alpha=-lr)
             objective.skip_update = True
+            objective.stop = True
             return objective
-        upd = objective.get_updates()
-        torch._foreach_mul_(upd, lr)
+        torch._foreach_mul_(objective.get_updates(), scalar_or_list(lrs))
         return objective
 
 
@@ -51,4 +54,3 @@ class LR(StepSize):
 
     def __init__(self, lr: float):
         super().__init__(lr, key="lr")
-
