@@ -34,21 +34,28 @@ class EvalResult:
 class Perturbation:
     """A point described as ``base + scale * direction`` without materialising the direction.
 
-    ``direction`` is produced by ``make_direction(seed, like)``, a deterministic function of a seed,
-    so a remote worker that already holds ``base`` can rebuild the point from a few scalars.
-    ``make_direction`` must be a registered, importable function (see
-    :mod:`torchzero.core.directions`), never a lambda.
+    ``direction`` is ``make_direction(distribution, seed, base)``
+    (:func:`torchzero.core.directions.make_direction`), a deterministic function of a seed, so a
+    remote worker that already holds ``base`` can rebuild the point from a few scalars.
+    ``scale`` is one number, or one number per tensor of ``base`` (per-parameter step sizes).
     """
 
     base: list[torch.Tensor]
     seed: int
-    scale: float
+    scale: float | list[float]
     distribution: str = "rademacher"
 
-    def materialize(self) -> list[torch.Tensor]:
+    def direction(self) -> list[torch.Tensor]:
+        """The unscaled direction (rebuilt from the seed)."""
         from .directions import make_direction
-        d = make_direction(self.distribution, self.seed, self.base)
-        return [b + self.scale * di for b, di in zip(self.base, d)]
+        return make_direction(self.distribution, self.seed, self.base)
+
+    def materialize(self) -> list[torch.Tensor]:
+        d = self.direction()
+        scale = self.scale
+        if isinstance(scale, (list, tuple)):
+            return [di.mul_(s).add_(b) for b, di, s in zip(self.base, d, scale)]
+        return [di.mul_(scale).add_(b) for b, di in zip(self.base, d)]
 
 
 Point = Sequence[torch.Tensor] | Perturbation
@@ -148,3 +155,45 @@ class BoundEvaluator:
             for p, g in zip(self.params, res.grads):
                 p.grad = g.to(device=p.device, dtype=p.dtype)
         return res.loss
+
+
+def evaluate_points(closure: Callable, params: Sequence[torch.Tensor], points: Sequence[Point],
+                    backward: bool = False) -> list[EvalResult]:
+    """Evaluates ``closure`` at several points in one batch; the parameters are left as they were.
+
+    A closure with an ``evaluate_batch`` method (an evaluator) gets the whole batch at once;
+    a plain ``closure(backward)`` is called once per point with the point written into
+    ``params``. Results come back in the order of ``points``. This is what
+    :meth:`torchzero.core.objective.Objective.evaluate_batch` does, for code that holds a closure
+    rather than an objective (e.g. a gradient approximator called again by a line search).
+    """
+    if not points:
+        return []
+    if closure is None:
+        raise RuntimeError("this module needs a closure; pass one to optimizer.step(closure)")
+    if hasattr(closure, "evaluate_batch"):
+        results = list(closure.evaluate_batch(points, backward))
+        if len(results) != len(points):
+            raise RuntimeError(f"evaluator returned {len(results)} results for {len(points)} points")
+        return results
+    results = []
+    saved = [p.detach().clone() for p in params]
+    try:
+        for point in points:
+            with torch.no_grad():
+                for p, x in zip(params, materialize(point)):
+                    p.copy_(x)
+            if backward:
+                with torch.enable_grad():
+                    loss = closure(True)
+                grads = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in params]
+                results.append(EvalResult(loss, grads))
+            else:
+                with torch.no_grad():
+                    loss = closure(False)
+                results.append(EvalResult(loss))
+    finally:
+        with torch.no_grad():
+            for p, s in zip(params, saved):
+                p.copy_(s)
+    return results
