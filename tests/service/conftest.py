@@ -1,0 +1,54 @@
+"""Fixtures of the service suite: every client-facing test runs against an embedded server and a
+``tz-server`` subprocess (real gRPC on 127.0.0.1, free ports)."""
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from tzsvc_support import ServerProcess  # noqa: E402
+
+import tz_client  # noqa: E402
+import tz_server  # noqa: E402
+
+DEPLOYMENTS = ["embedded", "subprocess"]
+
+
+class Deployment:
+    def __init__(self, kind: str, address: str):
+        self.kind = kind
+        self.address = address
+
+
+@pytest.fixture(scope="session", params=DEPLOYMENTS)
+def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    if request.param == "embedded":
+        srv = tz_server.serve(ask_timeout=30.0)
+        yield Deployment("embedded", srv.address)
+        srv.stop()
+    else:
+        proc = ServerProcess("--ask-timeout", "30")
+        yield Deployment("subprocess", proc.address)
+        proc.stop()
+
+
+@pytest.fixture
+def client(deployment: Deployment) -> Iterator[tz_client.Client]:
+    c = tz_client.Client(deployment.address, retry_timeout=5.0)
+    yield c
+    c.close()
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def name(request: pytest.FixtureRequest) -> str:
+    """A session name unique in this test run."""
+    base = "".join(ch if ch.isalnum() else "-" for ch in request.node.name)[:80]
+    return f"{base}-{os.getpid()}-{next(_counter)}"

@@ -1,0 +1,106 @@
+"""The :class:`Client`: a connection to a tz-server and its sessions."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import specs
+from ._proto.torchzero_service.v1 import service_pb2 as pb
+from .channel import Connection
+from .codec import to_proto
+from .sessions import SessionInfo, create_session
+from .study import Study
+
+
+class Client:
+    """A connection to a torchzero server.
+
+    Args:
+        address: ``host:port`` of the server.
+        token: the server's token, if it needs one.
+        client_id: identifies this client to studies (trials it holds come back to it after a
+            reconnect); random by default.
+        tls / root_certificates: connect with TLS (``root_certificates``: PEM bytes or a path).
+        retry_timeout: seconds calls keep retrying while the server is unreachable.
+    """
+
+    def __init__(self, address: str, token: str | None = None, *, client_id: str | None = None, tls: bool = False,
+                 root_certificates: bytes | str | Path | None = None, retry_timeout: float = 60.0):
+        self.conn = Connection(address, token, tls=tls, root_certificates=root_certificates, retry_timeout=retry_timeout)
+        self.address = address
+        self.client_id = client_id or uuid.uuid4().hex
+
+    # -- studies ---------------------------------------------------------------------------------
+    def create_study(self, name: str, x0: torch.Tensor | Sequence[torch.Tensor], modules: Sequence[Any], *,
+                     lower: Any = None, upper: Any = None, seed: int | None = None, exist_ok: bool = False,
+                     ask_timeout: float | None = None, allow_nonfinite: bool = False, device: str | None = None) -> Study:
+        """Creates a study (ask/tell) whose optimizer is ``tz.Optimizer(x0, *modules)`` on the server.
+
+        Args:
+            name: the study's name (letters, digits, ``.``, ``_``, ``-``).
+            x0: the starting point: a tensor, or a list of tensors.
+            modules: torchzero module objects, as for ``tz.Optimizer``; their specs are sent.
+            lower / upper: bounds on every point handed out: a number, or tensors like ``x0``.
+            seed: seeds the random numbers the modules draw (the same as ``torch.manual_seed(seed)``
+                before a local run).
+            exist_ok: return the existing study of that name instead of failing.
+            ask_timeout: seconds before a trial nobody told is handed out again.
+            allow_nonfinite: accept inf / nan losses.
+            device: where the server keeps the study (default: the server's device).
+        """
+        is_list = not isinstance(x0, torch.Tensor)
+        params = [torch.as_tensor(t) for t in x0] if is_list else [x0]
+        header = pb.CreateHeader(name=name, kind=pb.STUDY, modules=specs.modules_to_proto(modules), exist_ok=exist_ok,
+                                 ask_timeout=ask_timeout or 0.0, allow_nonfinite=allow_nonfinite, device=device or "",
+                                 user_attrs=specs.to_map({"x0_is_list": is_list}))
+        if seed is not None:
+            header.seed = int(seed)
+        for which, b in (("lower", lower), ("upper", upper)):
+            if b is None:
+                continue
+            msg = getattr(header, which)
+            if isinstance(b, (int, float)):
+                msg.scalar = float(b)
+            else:
+                ts = [torch.as_tensor(t) for t in b] if is_list else [torch.as_tensor(b)]
+                ts = [t.to(p.dtype) for t, p in zip(ts, params)]
+                msg.tensors.tensors.extend(to_proto(t) for t in ts)
+        info = create_session(self.conn, header, params)
+        return Study(self, SessionInfo.from_proto(info))
+
+    def open_study(self, name: str) -> Study:
+        """The existing study called ``name``."""
+        info = self.session(name)
+        if info.kind != "study":
+            raise ValueError(f"session {name!r} is a {info.kind} session, not a study")
+        return Study(self, info)
+
+    # -- sessions --------------------------------------------------------------------------------
+    def session(self, name: str) -> SessionInfo:
+        return SessionInfo.from_proto(self.conn.call(lambda: self.conn.stub.GetSession(
+            pb.SessionRef(name=name), metadata=self.conn.metadata)))
+
+    def list_sessions(self) -> list[SessionInfo]:
+        rep = self.conn.call(lambda: self.conn.stub.ListSessions(pb.ListRequest(), metadata=self.conn.metadata))
+        return [SessionInfo.from_proto(s) for s in rep.sessions]
+
+    def delete(self, name: str) -> bool:
+        """Deletes a session and its saved state; False if there was none."""
+        rep = self.conn.call(lambda: self.conn.stub.DeleteSession(pb.SessionRef(name=name), metadata=self.conn.metadata))
+        return rep.deleted
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.address!r})"

@@ -1,0 +1,169 @@
+""":class:`RemoteOptimizer`: a ``torch.optim.Optimizer`` whose state and step live on a server."""
+from __future__ import annotations
+
+import queue
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from torchzero.core.closure import normalize_closure
+from torchzero.core.spec import encode
+
+from . import specs
+from ._proto.torchzero_service.v1 import service_pb2 as pb
+from .channel import Connection
+from .codec import iter_chunks, layout_of, loss_to_proto
+from .sessions import create_session, decode_loss, pull, read_params_into
+from .wire import is_chunk
+
+
+class RemoteOptimizer(torch.optim.Optimizer):
+    """``tz.Optimizer(params, *modules)`` hosted on a server: same trajectory, bit for bit.
+
+    ``loss.backward(); opt.step()`` pushes the gradients; the server steps and the new parameters
+    are written into ``params``. ``opt.step(closure)`` lets the hosted modules evaluate the
+    closure wherever they need (line searches, zeroth-order methods): the server names the point,
+    this process writes it into ``params``, runs the closure and sends back loss (and gradients).
+
+    Args:
+        params: parameters or parameter groups, as for any ``torch.optim.Optimizer``; group
+            options (``lr``...) are sent as the hosted groups' settings.
+        *modules: torchzero modules.
+        address: the server's ``host:port``.
+        session: a session name to create or, if it exists, join (resuming its parameters and
+            state); None creates a fresh session.
+        token: the server's token.
+        device: where the server keeps the parameters and state (default: the server's device).
+        workers: number of processes stepping this session together; each step the server
+            averages their gradients and steps once (synchronous data parallel).
+        rank: this process's index among ``workers``.
+        tls / root_certificates / retry_timeout: see :class:`~tz_client.Client`.
+
+    The hosted parameters are authoritative: they overwrite the local ones on every step.
+    """
+
+    def __init__(self, params: Any, *modules: Any, address: str, session: str | None = None, token: str | None = None,
+                 device: str | None = None, workers: int = 1, rank: int = 0, tls: bool = False,
+                 root_certificates: bytes | str | Path | None = None, retry_timeout: float = 60.0):
+        super().__init__(params, {})
+        if not 0 <= rank < workers:
+            raise ValueError(f"rank must be in [0, workers), got rank={rank}, workers={workers}")
+        self._conn = Connection(address, token, tls=tls, root_certificates=root_certificates, retry_timeout=retry_timeout)
+        self._params = [p for g in self.param_groups for p in g["params"]]
+        self.session = session or f"optimizer-{uuid.uuid4().hex[:12]}"
+        self.workers = workers
+        self.rank = rank
+        groups = []
+        if len(self.param_groups) > 1 or any(k != "params" for k in self.param_groups[0]):
+            index = {id(p): i for i, p in enumerate(self._params)}
+            for g in self.param_groups:
+                opts = {k: encode(v, k) for k, v in g.items() if k != "params"}
+                groups.append(pb.ParamGroup(params=[index[id(p)] for p in g["params"]], options=specs.to_map(opts)))
+        header = pb.CreateHeader(name=self.session, kind=pb.OPTIMIZER, modules=specs.modules_to_proto(modules),
+                                 groups=groups, exist_ok=session is not None or workers > 1, workers=workers,
+                                 device=device or "")
+        info = create_session(self._conn, header, self._params)
+        if info.workers != workers:
+            raise ValueError(f"session {self.session!r} has workers={info.workers}, not {workers}")
+        self._step = info.step
+        if not info.created:
+            self._step = pull(self._conn, self.session, self._params)
+
+    @property
+    def current_step(self) -> int:
+        """Steps the hosted optimizer has taken."""
+        return self._step
+
+    def pull(self) -> None:
+        """Overwrites the local parameters with the hosted ones."""
+        self._step = pull(self._conn, self.session, self._params)
+
+    # -- stepping ----------------------------------------------------------------------------------
+    def step(self, closure: Callable | None = None) -> Any:  # type: ignore[override]
+        if closure is None:
+            return self._conn.call(self._push)
+        attempt = [0]
+
+        def once() -> Any:
+            if attempt[0]:  # a retried step: the local parameters may hold an evaluation point
+                self._step = pull(self._conn, self.session, self._params)
+            attempt[0] += 1
+            return self._closure_step(closure)
+        return self._conn.call(once)
+
+    def _start(self, mode: int, **kw: Any) -> pb.StepRequest:
+        return pb.StepRequest(start=pb.StepStart(session=self.session, step=self._step, rank=self.rank, mode=mode, **kw))
+
+    def _finish(self, responses: Iterator[Any], done: pb.StepDone) -> Any:
+        read_params_into(responses, done, self._params)
+        self._step = done.step
+        return decode_loss(done)
+
+    def _push(self) -> Any:
+        grads = [p.grad.detach().cpu() if p.grad is not None else torch.zeros_like(p, device="cpu") for p in self._params]
+
+        def requests() -> Iterator[Any]:
+            yield self._start(pb.PUSH, grads=layout_of(grads))
+            yield from iter_chunks(grads)
+
+        responses = iter(self._conn.stub.Step(requests(), metadata=self._conn.metadata))
+        first = next(responses)
+        if is_chunk(first) or first.WhichOneof("msg") != "done":
+            raise RuntimeError("protocol error: expected the step's result")
+        return self._finish(responses, first.done)
+
+    def _closure_step(self, closure: Callable) -> Any:
+        fn = normalize_closure(closure, self._params)
+        assert fn is not None
+        outbox: queue.Queue = queue.Queue()
+        outbox.put(self._start(pb.CLOSURE))
+
+        def requests() -> Iterator[Any]:
+            while True:
+                m = outbox.get()
+                if m is None:
+                    return
+                yield m
+
+        call = self._conn.stub.Step(requests(), metadata=self._conn.metadata)
+        responses = iter(call)
+        try:
+            for msg in responses:
+                if is_chunk(msg):
+                    raise RuntimeError("protocol error: unexpected data")
+                kind = msg.WhichOneof("msg")
+                if kind == "done":
+                    return self._finish(responses, msg.done)
+                c = msg.call
+                if not c.at_current:
+                    read_params_into(responses, pb.StepDone(params=c.point), self._params)
+                if c.backward:
+                    with torch.enable_grad():
+                        loss = fn(True)
+                    grads = [p.grad.detach().cpu() if p.grad is not None else torch.zeros_like(p, device="cpu")
+                             for p in self._params]
+                    outbox.put(pb.StepRequest(result=pb.EvalResult(index=c.index, loss=loss_to_proto(loss),
+                                                                   grads=layout_of(grads))))
+                    for chunk in iter_chunks(grads):
+                        outbox.put(chunk)
+                else:
+                    loss = fn(False)
+                    outbox.put(pb.StepRequest(result=pb.EvalResult(index=c.index, loss=loss_to_proto(loss))))
+            raise RuntimeError("protocol error: the step ended without a result")
+        finally:
+            outbox.put(None)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def delete_session(self) -> bool:
+        """Deletes the hosted session (its state is lost)."""
+        rep = self._conn.call(lambda: self._conn.stub.DeleteSession(pb.SessionRef(name=self.session),
+                                                                      metadata=self._conn.metadata))
+        return rep.deleted
+
+    def __repr__(self) -> str:
+        return f"RemoteOptimizer(session={self.session!r}, address={self._conn.address!r}, step={self._step})"

@@ -1,0 +1,90 @@
+"""Creating sessions (streaming the initial parameters) and describing them."""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from . import specs
+from ._proto.torchzero_service.v1 import service_pb2 as pb
+from .codec import PayloadReader, iter_chunks, layout_of, loss_from_proto, parse_layout
+from .channel import Connection
+from .wire import is_chunk
+
+KIND_NAMES = {pb.STUDY: "study", pb.OPTIMIZER: "optimizer"}
+
+
+@dataclass
+class SessionInfo:
+    """A hosted session as the server describes it."""
+
+    name: str
+    kind: str
+    shapes: list[tuple[int, ...]]
+    dtypes: list[torch.dtype]
+    step: int
+    evaluations: int
+    device: str
+    workers: int
+    state: str
+    best_loss: float | None
+    modules: list[dict[str, Any]]
+    user_attrs: dict[str, Any]
+    created: bool = False
+
+    @classmethod
+    def from_proto(cls, m: pb.SessionInfo) -> "SessionInfo":
+        layout = parse_layout(m.params)
+        return cls(name=m.name, kind=KIND_NAMES.get(m.kind, "unknown"), shapes=[s for s, _ in layout],
+                   dtypes=[d for _, d in layout], step=m.step, evaluations=m.evaluations, device=m.device,
+                   workers=m.workers, state=m.state, best_loss=m.best_loss if m.HasField("best_loss") else None,
+                   modules=[specs.module_from_proto(x) for x in m.modules], user_attrs=specs.from_map(m.user_attrs),
+                   created=m.created)
+
+
+def create_session(conn: Connection, header: pb.CreateHeader, params: Sequence[torch.Tensor]) -> pb.SessionInfo:
+    """Sends ``header`` and the parameters' bytes; safe to retry (with ``exist_ok`` semantics kept)."""
+    header.params.CopyFrom(layout_of(params))
+    cpu = [p.detach().cpu() for p in params]
+
+    def requests() -> Iterator[Any]:
+        yield pb.CreateRequest(header=header)
+        yield from iter_chunks(cpu)
+
+    return conn.call(lambda: conn.stub.CreateSession(requests(), metadata=conn.metadata))
+
+
+def read_params_into(responses: Iterator[Any], done: pb.StepDone, targets: Sequence[torch.Tensor]) -> None:
+    """Reads the parameter chunks that follow ``done`` into ``targets`` (any device / layout)."""
+    layout = parse_layout(done.params)
+    expected = [(tuple(t.shape), t.dtype) for t in targets]
+    if layout != expected:
+        raise RuntimeError(f"the server sent parameters {layout}, expected {expected}")
+    direct = [t.device.type == "cpu" and t.is_contiguous() for t in targets]
+    bufs = [t.detach() if ok else torch.empty(t.shape, dtype=t.dtype) for t, ok in zip(targets, direct)]
+    reader = PayloadReader(bufs, "params")
+    while not reader.done:
+        msg = next(responses)
+        if not is_chunk(msg):
+            raise RuntimeError("protocol error: expected parameter data")
+        reader.feed(msg)
+    with torch.no_grad():
+        for t, b, ok in zip(targets, bufs, direct):
+            if not ok:
+                t.copy_(b)
+
+
+def pull(conn: Connection, name: str, targets: Sequence[torch.Tensor]) -> int:
+    """Copies the session's current parameters into ``targets``; returns its step count."""
+    def once() -> int:
+        responses = iter(conn.stub.Pull(pb.SessionRef(name=name), metadata=conn.metadata))
+        first = next(responses)
+        read_params_into(responses, first.done, targets)
+        return first.done.step
+    return conn.call(once)
+
+
+def decode_loss(msg: pb.StepDone) -> Any:
+    return loss_from_proto(msg.loss) if msg.HasField("loss") else None

@@ -1,0 +1,242 @@
+"""Ask/tell studies: :class:`Study` and :class:`Trial`."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from torchzero.core.evaluation import BatchEvaluator, FunctionEvaluator
+
+from ._proto.torchzero_service.v1 import service_pb2 as pb
+from .codec import from_proto, loss_from_proto, loss_to_float, loss_to_proto, to_proto
+from .errors import StudyFinished
+from .sessions import SessionInfo
+
+if TYPE_CHECKING:
+    from .client import Client
+
+ASK_WAIT = 10.0
+"""Seconds one Ask call waits on the server for a trial to become available."""
+
+
+@dataclass
+class Trial:
+    """A point to evaluate: ``params`` is shaped like the study's ``x0`` (a tensor or a list)."""
+
+    id: str
+    params: Any
+    needs_grad: bool
+
+    @property
+    def step(self) -> int:
+        return int(self.id.split(":", 1)[0])
+
+
+class Study:
+    """A hosted ask/tell study (from :meth:`Client.create_study` / :meth:`Client.open_study`).
+
+    The optimizer runs on the server; every evaluation it needs becomes a trial. Any number of
+    clients may ask and tell at once; a trial nobody tells within the study's ``ask_timeout`` is
+    handed out again, and a repeated or late tell is acknowledged and ignored.
+    """
+
+    def __init__(self, client: "Client", info: SessionInfo):
+        self.client = client
+        self.name = info.name
+        self.shapes = info.shapes
+        self.dtypes = info.dtypes
+        self.is_list = bool(info.user_attrs.get("x0_is_list", len(info.shapes) != 1))
+        self._info = info
+        self._resume = True
+        self._conn = client.conn
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _trial(self, m: pb.Trial) -> Trial:
+        xs = [from_proto(t, f"trial {m.id}") for t in m.params]
+        return Trial(m.id, xs if self.is_list else xs[0], m.needs_grad)
+
+    def _ask_request(self, n: int, wait: float) -> pb.AskRequest:
+        req = pb.AskRequest(session=self.name, client_id=self.client.client_id, n=n, wait=wait, resume=self._resume)
+        return req
+
+    def _item(self, trial: Any, loss: Any, grad: Any) -> pb.TellItem:
+        tid = trial.id if isinstance(trial, Trial) else str(trial)
+        item = pb.TellItem(id=tid, loss=loss_to_proto(loss))
+        if grad is not None:
+            gs = list(grad) if self.is_list else [grad]
+            item.grads.extend(to_proto(torch.as_tensor(g).detach()) for g in gs)
+        return item
+
+    # -- ask / tell ------------------------------------------------------------------------------
+    def ask(self, n: int | None = None, *, wait: float = ASK_WAIT) -> Any:
+        """One :class:`Trial` (waiting until one is available), or with ``n`` a list of every
+        pending trial up to ``n`` (possibly empty if none came within ``wait`` seconds).
+
+        Raises :class:`~tz_client.errors.StudyFinished` when the optimizer has terminated.
+        """
+        while True:
+            req = self._ask_request(1 if n is None else n, wait)
+            rep = self._conn.call(lambda: self._conn.stub.Ask(req, metadata=self._conn.metadata))
+            self._resume = False
+            trials = [self._trial(t) for t in rep.trials]
+            if n is not None:
+                if not trials and rep.finished:
+                    raise StudyFinished(f"study {self.name} has finished")
+                return trials
+            if trials:
+                return trials[0]
+            if rep.finished:
+                raise StudyFinished(f"study {self.name} has finished")
+
+    def tell(self, trial_or_id: Any, loss: Any, grad: Any = None) -> tuple[int, int]:
+        """Tells the loss (and gradient, for trials with ``needs_grad``) of a trial.
+
+        Given lists of trials, losses (and grads), tells them all in one round trip. Returns
+        ``(accepted, ignored)``: repeated or late tells are ignored.
+        """
+        req = self._tell_request(trial_or_id, loss, grad)
+        rep = self._conn.call(lambda: self._conn.stub.Tell(req, metadata=self._conn.metadata))
+        return rep.accepted, rep.ignored
+
+    def _tell_request(self, trial_or_id: Any, loss: Any, grad: Any) -> pb.TellRequest:
+        if isinstance(trial_or_id, (list, tuple)):
+            losses = list(loss)
+            grads = list(grad) if grad is not None else [None] * len(trial_or_id)
+            if not len(trial_or_id) == len(losses) == len(grads):
+                raise ValueError("tell: trials, losses and grads must have the same length")
+            items = [self._item(t, l, g) for t, l, g in zip(trial_or_id, losses, grads)]
+        else:
+            items = [self._item(trial_or_id, loss, grad)]
+        return pb.TellRequest(session=self.name, client_id=self.client.client_id, items=items)
+
+    def tell_and_ask(self, trials: Sequence[Any], losses: Sequence[Any], grads: Sequence[Any] | None = None,
+                     n: int = 1, wait: float = ASK_WAIT) -> list[Trial]:
+        """Tells results and asks for up to ``n`` new trials in one round trip."""
+        req = self._tell_request(list(trials), list(losses), grads)
+        req.then_ask.CopyFrom(self._ask_request(n, wait))
+        rep = self._conn.call(lambda: self._conn.stub.Tell(req, metadata=self._conn.metadata))
+        self._resume = False
+        if not rep.asked.trials and rep.asked.finished:
+            raise StudyFinished(f"study {self.name} has finished")
+        return [self._trial(t) for t in rep.asked.trials]
+
+    def best(self) -> tuple[Any, float] | None:
+        """``(params, loss)`` of the best evaluation told so far (None before the first)."""
+        rep = self._conn.call(lambda: self._conn.stub.Best(pb.SessionRef(name=self.name), metadata=self._conn.metadata))
+        if not rep.found:
+            return None
+        xs = [from_proto(t) for t in rep.params]
+        return (xs if self.is_list else xs[0]), loss_to_float(loss_from_proto(rep.loss))
+
+    def info(self) -> SessionInfo:
+        return self.client.session(self.name)
+
+    # -- the loop, run for the user --------------------------------------------------------------
+    def optimize(self, fn: Callable[[Any], Any] | None, n_evals: int, *, n_workers: int = 1,
+                 evaluator: BatchEvaluator | None = None, progress: bool = True, batch: int = 64) -> tuple[Any, float] | None:
+        """Evaluates ``n_evals`` trials with ``fn(params) -> loss`` (or ``evaluator``) and tells them.
+
+        Args:
+            fn: the objective; receives params shaped like ``x0``. Gradients, for trials that
+                need them, come from autograd through ``fn``.
+            n_evals: evaluations to make (in this call).
+            n_workers: threads asking and evaluating concurrently (each asks for its own trials).
+            evaluator: a :class:`~torchzero.core.evaluation.BatchEvaluator` evaluating each batch of
+                trials at once (points are lists of tensors); replaces ``fn``.
+            progress: show a tqdm progress bar with the best loss.
+            batch: trials asked for per round trip (all pending ones up to this).
+
+        Returns the study's best ``(params, loss)``.
+        """
+        if fn is None and evaluator is None:
+            raise ValueError("optimize needs fn or evaluator")
+        if evaluator is None:
+            assert fn is not None
+            evaluator = FunctionEvaluator((lambda xs: fn(xs)) if self.is_list else (lambda xs: fn(xs[0])))
+        from tqdm.auto import tqdm
+        bar = tqdm(total=n_evals, disable=not progress, desc=f"study {self.name}", unit="eval")
+        lock = threading.Lock()
+        state = {"left": n_evals, "best": float("inf")}
+        errors: list[BaseException] = []
+
+        def take(k: int) -> int:
+            with lock:
+                k = min(k, state["left"])
+                state["left"] -= k
+                return k
+
+        def give_back(k: int) -> None:
+            if k > 0:
+                with lock:
+                    state["left"] += k
+
+        def worker(wid: int) -> None:
+            sub = self if n_workers == 1 else Study(_SubClient(self.client, wid), self._info)
+            try:
+                k = take(batch)
+                trials: list[Trial] = []
+                while k and not trials:
+                    trials = sub.ask(n=k)
+                give_back(k - len(trials))
+                while trials:
+                    losses, grads = _evaluate(evaluator, trials, sub.is_list)
+                    with lock:
+                        state["best"] = min([state["best"], *(loss_to_float(l) for l in losses)])
+                        bar.update(len(trials))
+                        bar.set_postfix(best=f"{state['best']:.6g}", refresh=False)
+                    k = take(batch)
+                    if not k:
+                        sub.tell(trials, losses, grads)
+                        return
+                    trials = sub.tell_and_ask(trials, losses, grads, n=k)
+                    while not trials:
+                        trials = sub.ask(n=k)
+                    give_back(k - len(trials))
+            except StudyFinished:
+                pass
+            except BaseException as e:
+                errors.append(e)
+
+        try:
+            if n_workers == 1:
+                worker(0)
+            else:
+                threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n_workers)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+        finally:
+            bar.close()
+        if errors:
+            raise errors[0]
+        return self.best()
+
+
+class _SubClient:
+    """The same connection under a per-worker client id."""
+
+    def __init__(self, client: Any, wid: int):
+        self.conn = client.conn
+        self.client_id = f"{client.client_id}/{wid}"
+        self.session = client.session
+
+
+def _evaluate(evaluator: BatchEvaluator, trials: list[Trial], is_list: bool) -> tuple[list[Any], list[Any] | None]:
+    points = [t.params if is_list else [t.params] for t in trials]
+    need = [t.needs_grad for t in trials]
+    losses: list[Any] = [None] * len(trials)
+    grads: list[Any] = [None] * len(trials)
+    for flag in (False, True):
+        idx = [i for i, n in enumerate(need) if n == flag]
+        if not idx:
+            continue
+        res = evaluator.evaluate_batch([points[i] for i in idx], flag)
+        for i, r in zip(idx, res):
+            losses[i] = r.loss.detach() if isinstance(r.loss, torch.Tensor) else r.loss
+            if flag:
+                grads[i] = r.grads if is_list else r.grads[0]
+    return losses, (grads if any(need) else None)

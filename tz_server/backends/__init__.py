@@ -1,0 +1,22 @@
+"""Session backends: ``local`` (in this process) and ``ray`` (not available yet)."""
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Backend, SessionHandle, parse_device
+
+BACKENDS = ("local", "ray")
+
+
+def make_backend(name: str, **options: Any) -> Backend:
+    """The backend called ``name`` built with ``options`` (see each backend's constructor)."""
+    if name == "local":
+        from .local import LocalBackend
+        return LocalBackend(**options)
+    if name == "ray":
+        from .ray import make_ray_backend
+        return make_ray_backend(**options)
+    raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
+
+
+__all__ = ["BACKENDS", "Backend", "SessionHandle", "make_backend", "parse_device"]

@@ -1,0 +1,85 @@
+"""The backend interface: where sessions live and how the service reaches them.
+
+The servicer (:mod:`tz_server.servicer`) speaks gRPC and validates input; a backend owns the
+sessions. :class:`~tz_server.backends.local.LocalBackend` keeps them in this process; a Ray
+backend keeps them in Ray actors. Both hand out objects with the :class:`SessionHandle` methods.
+"""
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from typing import Any, Protocol
+
+import torch
+
+from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
+
+from ..errors import InvalidArgument
+from ..sessions.config import SessionConfig
+
+
+class SessionHandle(Protocol):
+    """What the servicer needs from a session (see the local sessions for the semantics)."""
+
+    name: str
+    config: SessionConfig
+    layout: list[tuple[tuple[int, ...], torch.dtype]]
+    params: list[torch.Tensor]
+    evaluations: int
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def step(self) -> int: ...
+    def status(self) -> str: ...
+    def best_loss(self) -> float | None: ...
+    def params_snapshot(self) -> list[torch.Tensor]: ...
+    # STUDY
+    def ask(self, client_id: str, n: int = 1, wait: float = 0.0, resume: bool = False) -> pb.AskReply: ...
+    def tell(self, items: Any) -> tuple[int, int]: ...
+    def best_reply(self) -> pb.BestReply: ...
+    # OPTIMIZER
+    def push(self, step: int, rank: int, grads: list[torch.Tensor], loss: Any = None) -> Any: ...
+    def closure_step(self, step: int, evaluate: Any) -> Any: ...
+
+
+class Backend(ABC):
+    """Creates, finds and deletes sessions."""
+
+    name = "abstract"
+
+    @abstractmethod
+    def create(self, config: SessionConfig, params: list[torch.Tensor], exist_ok: bool = False) -> tuple[SessionHandle, bool]:
+        """The new session (and True), or with ``exist_ok`` a compatible existing one (and False)."""
+
+    @abstractmethod
+    def get(self, name: str) -> SessionHandle:
+        """The session called ``name``; raises :class:`~tz_server.errors.NotFound`."""
+
+    @abstractmethod
+    def list(self) -> list[SessionHandle]:
+        """Every session."""
+
+    @abstractmethod
+    def delete(self, name: str) -> bool:
+        """Deletes a session (and its saved state); False if there was none."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stops every session (writing final checkpoints where it can)."""
+
+
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+def parse_device(device: str) -> torch.device:
+    """Validates ``cpu``, ``cuda`` or ``cuda:N`` against what this machine has."""
+    if not _DEVICE.match(device or ""):
+        raise InvalidArgument(f"invalid device {device!r}: expected cpu, cuda or cuda:N")
+    d = torch.device(device)
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InvalidArgument(f"device {device!r} requested but CUDA is not available on this server")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise InvalidArgument(f"device {device!r}: this server has {torch.cuda.device_count()} CUDA device(s)")
+    return d

@@ -1,0 +1,126 @@
+"""Sessions in this process, one lock each (the default backend)."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import torch
+
+from ..errors import AlreadyExists, InvalidArgument, NotFound
+from ..persistence import Store
+from ..sessions.config import OPTIMIZER, STUDY, SessionConfig
+from ..sessions.study import StudySession
+from ..sessions.trainer import TrainSession
+from .base import Backend, SessionHandle, parse_device
+
+log = logging.getLogger("tz_server.backend")
+
+
+class LocalBackend(Backend):
+    """Keeps sessions in this process.
+
+    Args:
+        device: the default device of new sessions.
+        state_dir: where sessions are saved and restored from (None: in memory only).
+        checkpoint_every: training sessions are saved every this many steps.
+        checkpoint_interval: studies are saved at most this often (seconds); the tell journal covers
+            the steps in between.
+        ask_timeout: default seconds before an unanswered trial is handed out again.
+        fsync_journal: fsync the tell journal on every tell (survives power loss, not only a crash).
+    """
+
+    name = "local"
+
+    def __init__(self, device: str = "cpu", state_dir: str | None = None, checkpoint_every: int = 1,
+                 checkpoint_interval: float = 1.0, ask_timeout: float = 60.0, fsync_journal: bool = False):
+        self.device = str(parse_device(device))
+        self.store = Store(state_dir, fsync_journal) if state_dir else None
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval = checkpoint_interval
+        self.ask_timeout = ask_timeout
+        self._sessions: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        if self.store is not None:
+            self._restore()
+
+    def _make(self, config: SessionConfig, params: list[torch.Tensor], state: dict | None = None,
+              journal: Any = ()) -> Any:
+        if config.kind == STUDY:
+            return StudySession(config, params, self.store, state, journal, checkpoint_every=1 << 62,
+                                checkpoint_interval=self.checkpoint_interval)
+        if config.kind == OPTIMIZER:
+            return TrainSession(config, params, self.store, state, checkpoint_every=self.checkpoint_every,
+                                checkpoint_interval=self.checkpoint_interval)
+        raise InvalidArgument(f"unknown session kind {config.kind!r}")
+
+    def _restore(self) -> None:
+        assert self.store is not None
+        for name, state, journal in self.store.load_all():
+            try:
+                config = SessionConfig.from_state(state["config"])
+                config.device = str(parse_device(config.device))
+                self._sessions[name] = self._make(config, state["params"], state, journal)
+                log.info("restored session", extra={"session": name, "step": self._sessions[name].step,
+                                                    "replay": len(journal)})
+            except Exception as e:
+                log.error("cannot restore session %s: %s", name, e)
+
+    def create(self, config: SessionConfig, params: list[torch.Tensor], exist_ok: bool = False) -> tuple[SessionHandle, bool]:
+        config.device = str(parse_device(config.device or self.device))
+        if not config.ask_timeout or config.ask_timeout <= 0:
+            config.ask_timeout = self.ask_timeout
+        with self._lock:
+            old = self._sessions.get(config.name)
+            if old is not None:
+                return self._existing(old, config, params, exist_ok), False
+            # reserve the name while the (possibly slow) construction runs without the lock
+            self._sessions[config.name] = None
+        try:
+            session = self._make(config, params)
+        except BaseException:
+            with self._lock:
+                self._sessions.pop(config.name, None)
+            raise
+        with self._lock:
+            self._sessions[config.name] = session
+        log.info("created session", extra={"session": config.name, "kind": config.kind, "device": config.device,
+                                           "params": sum(p.numel() for p in params)})
+        return session, True
+
+    def _existing(self, old: Any, config: SessionConfig, params: list[torch.Tensor], exist_ok: bool) -> Any:
+        if old is None:
+            raise AlreadyExists(f"session {config.name!r} is being created")
+        if not exist_ok:
+            raise AlreadyExists(f"session {config.name!r} already exists")
+        layout = [(tuple(p.shape), p.dtype) for p in params]
+        if old.kind != config.kind or old.layout != layout:
+            raise AlreadyExists(f"session {config.name!r} exists with a different kind or parameter layout")
+        return old
+
+    def get(self, name: str) -> SessionHandle:
+        s = self._sessions.get(name)
+        if s is None:
+            raise NotFound(f"no session named {name!r}")
+        return s
+
+    def list(self) -> list[SessionHandle]:
+        with self._lock:
+            return [s for s in self._sessions.values() if s is not None]
+
+    def delete(self, name: str) -> bool:
+        with self._lock:
+            s = self._sessions.get(name)
+            if s is None:
+                return False
+            del self._sessions[name]
+        s.close(delete=True)
+        log.info("deleted session", extra={"session": name})
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            sessions = [s for s in self._sessions.values() if s is not None]
+            self._sessions.clear()
+        for s in sessions:
+            s.close()

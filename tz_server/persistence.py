@@ -1,0 +1,139 @@
+"""Session checkpoints and tell journals in a state directory.
+
+Layout: ``<state_dir>/sessions/<name>/checkpoint.pt`` (``torch.save`` of tensors and plain values
+only, read back with ``torch.load(weights_only=True)``) and ``journal.bin`` (length-prefixed
+``TellItem`` protobuf records: the tells received since the checkpoint). Checkpoints are written
+atomically: temporary file, fsync, rename, fsync of the directory. Nothing is ever unpickled.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import struct
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
+
+log = logging.getLogger("tz_server.persistence")
+
+CHECKPOINT = "checkpoint.pt"
+JOURNAL = "journal.bin"
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """Writes ``obj`` with ``torch.save`` so that ``path`` holds either the old or the new data."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class Journal:
+    """An append-only file of tells; survives a killed process (written through to the OS)."""
+
+    def __init__(self, path: Path, fsync: bool = False):
+        self.path = path
+        self.fsync = fsync
+        self._lock = threading.Lock()
+        self._f = open(path, "ab")
+
+    def append(self, items: list[pb.TellItem]) -> None:
+        data = b"".join(struct.pack("<I", it.ByteSize()) + it.SerializeToString() for it in items)
+        with self._lock:
+            self._f.write(data)
+            self._f.flush()
+            if self.fsync:
+                os.fsync(self._f.fileno())
+
+    def rewrite(self, items: list[pb.TellItem]) -> None:
+        """Replaces the journal's content by ``items`` (after a checkpoint)."""
+        with self._lock:
+            self._f.close()
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            with open(tmp, "wb") as f:
+                for it in items:
+                    f.write(struct.pack("<I", it.ByteSize()) + it.SerializeToString())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+            self._f = open(self.path, "ab")
+
+    def close(self) -> None:
+        with self._lock:
+            self._f.close()
+
+    @staticmethod
+    def read(path: Path) -> Iterator[pb.TellItem]:
+        """The records of a journal; a torn last record (killed mid-write) is dropped."""
+        if not path.exists():
+            return
+        data = path.read_bytes()
+        pos = 0
+        while pos + 4 <= len(data):
+            (n,) = struct.unpack_from("<I", data, pos)
+            if pos + 4 + n > len(data):
+                break
+            try:
+                yield pb.TellItem.FromString(data[pos + 4:pos + 4 + n])
+            except Exception:  # a corrupt record: nothing after it can be trusted
+                log.warning("journal %s: corrupt record at byte %d, ignoring the rest", path, pos)
+                break
+            pos += 4 + n
+
+
+class Store:
+    """The state directory: one folder per session."""
+
+    def __init__(self, root: str | os.PathLike, fsync_journal: bool = False):
+        self.root = Path(root)
+        self.sessions = self.root / "sessions"
+        self.sessions.mkdir(parents=True, exist_ok=True)
+        self.fsync_journal = fsync_journal
+
+    def dir(self, name: str) -> Path:
+        d = self.sessions / name
+        d.mkdir(exist_ok=True)
+        return d
+
+    def save(self, name: str, state: dict[str, Any]) -> None:
+        atomic_save(state, self.dir(name) / CHECKPOINT)
+
+    def journal(self, name: str) -> Journal:
+        return Journal(self.dir(name) / JOURNAL, self.fsync_journal)
+
+    def load_all(self) -> Iterator[tuple[str, dict[str, Any], list[pb.TellItem]]]:
+        for d in sorted(self.sessions.iterdir()):
+            ck = d / CHECKPOINT
+            if not ck.is_file():
+                continue
+            try:
+                state = torch.load(ck, map_location="cpu", weights_only=True)
+            except Exception as e:
+                log.error("cannot restore session %s: %s", d.name, e)
+                continue
+            yield d.name, state, list(Journal.read(d / JOURNAL))
+
+    def delete(self, name: str) -> None:
+        shutil.rmtree(self.sessions / name, ignore_errors=True)

@@ -1,0 +1,290 @@
+"""The gRPC servicer: parses and checks requests, then calls the backend's sessions."""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import torch
+
+from tz_client import specs
+from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
+from tz_client._proto.torchzero_service.v1 import tensor_pb2 as tpb
+from tz_client.codec import CodecError, from_proto, layout_of, loss_from_proto, loss_to_proto, parse_layout, nbytes
+from tz_client.wire import is_chunk
+from torchzero.core.spec import SpecError
+
+from .backends.base import Backend, SessionHandle
+from .errors import Aborted, FailedPrecondition, InvalidArgument, ServiceError
+from .metrics import Metrics
+from .sessions.config import OPTIMIZER, STUDY, SessionConfig
+from .streams import payload_chunks, read_payload, to_device
+from .validation import check_finite, check_layout, check_loss, check_name
+
+log = logging.getLogger("tz_server.rpc")
+
+KINDS = {pb.STUDY: STUDY, pb.OPTIMIZER: OPTIMIZER}
+KIND_ENUM = {v: k for k, v in KINDS.items()}
+
+
+def _status(e: BaseException) -> tuple[grpc.StatusCode, str]:
+    if isinstance(e, ServiceError):
+        return e.code, e.message
+    if isinstance(e, (SpecError, CodecError)):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(e)
+    if isinstance(e, NotImplementedError):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(e)
+    return grpc.StatusCode.INTERNAL, f"internal error: {type(e).__name__}: {e}"
+
+
+def rpc(fn: Callable) -> Callable:
+    """Maps exceptions to status codes and records latency (unary and streaming responses)."""
+    name = fn.__name__
+
+    def fail(self: "Servicer", context: grpc.ServicerContext, e: BaseException, t0: float) -> None:
+        code, msg = _status(e)
+        if code == grpc.StatusCode.INTERNAL:
+            log.exception("%s failed", name)
+        self.metrics.observe(name, time.perf_counter() - t0, code.name)
+        context.abort(code, msg)
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(self: "Servicer", request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            t0 = time.perf_counter()
+            try:
+                yield from fn(self, request, context)
+            except Exception as e:
+                fail(self, context, e, t0)
+            else:
+                self.metrics.observe(name, time.perf_counter() - t0, "OK")
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(self: "Servicer", request: Any, context: grpc.ServicerContext) -> Any:
+        t0 = time.perf_counter()
+        try:
+            out = fn(self, request, context)
+        except Exception as e:
+            fail(self, context, e, t0)
+        self.metrics.observe(name, time.perf_counter() - t0, "OK")
+        return out
+    return wrapper
+
+
+class Servicer:
+    """Implements every method of ``torchzero_service.v1.TorchZero`` on top of a backend."""
+
+    def __init__(self, backend: Backend, metrics: Metrics, max_params_bytes: int = 16 << 30):
+        self.backend = backend
+        self.metrics = metrics
+        self.max_params_bytes = max_params_bytes
+
+    # -- helpers --------------------------------------------------------------------------------------
+    def _session(self, name: str, kind: str | None = None) -> SessionHandle:
+        s = self.backend.get(name)
+        if kind is not None and s.kind != kind:
+            raise FailedPrecondition(f"session {name!r} is a {s.kind} session; this call needs a {kind} session")
+        return s
+
+    def info(self, s: SessionHandle, created: bool = False) -> pb.SessionInfo:
+        c = s.config
+        best = s.best_loss()
+        msg = pb.SessionInfo(
+            name=s.name, kind=KIND_ENUM[s.kind], params=layout_of_meta(s.layout),
+            modules=specs.modules_to_proto(c.modules), step=s.step, evaluations=s.evaluations, device=c.device,
+            workers=c.workers, created=created, state=s.status(), allow_nonfinite=c.allow_nonfinite,
+            groups=[pb.ParamGroup(params=g["params"], options=specs.to_map(g.get("options", {}))) for g in c.groups],
+            user_attrs=specs.to_map(c.user_attrs))
+        if best is not None:
+            msg.best_loss = best
+        return msg
+
+    # -- sessions --------------------------------------------------------------------------------------
+    @rpc
+    def CreateSession(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> pb.SessionInfo:
+        it = iter(request_iterator)
+        first = next(it, None)
+        if first is None or is_chunk(first) or first.WhichOneof("msg") != "header":
+            raise InvalidArgument("CreateSession: the first message must be the header")
+        h = first.header
+        config = self._config(h)
+        layout = [(s, d) for s, d in parse_layout(h.params, "params")]
+        if not layout:
+            raise InvalidArgument("a session needs at least one parameter tensor")
+        total = sum(nbytes(d, s) for s, d in layout)
+        if total > self.max_params_bytes:
+            raise InvalidArgument(f"parameters take {total} bytes; this server accepts at most {self.max_params_bytes}")
+        params = read_payload(it, layout, "params")
+        check_finite(params, "params")
+        if next(it, None) is not None:
+            raise InvalidArgument("CreateSession: unexpected data after the parameters")
+        session, created = self.backend.create(config, params, exist_ok=h.exist_ok)
+        return self.info(session, created)
+
+    def _config(self, h: pb.CreateHeader) -> SessionConfig:
+        check_name(h.name)
+        kind = KINDS.get(h.kind)
+        if kind is None:
+            raise InvalidArgument("session kind must be STUDY or OPTIMIZER")
+        try:
+            modules = [specs.module_from_proto(m) for m in h.modules]
+            groups = [{"params": [int(i) for i in g.params], "options": specs.from_map(g.options)} for g in h.groups]
+            lower, upper = self._bound(h, "lower"), self._bound(h, "upper")
+            user_attrs = specs.from_map(h.user_attrs)
+        except (ValueError, TypeError) as e:
+            raise InvalidArgument(str(e)) from None
+        if not modules:
+            raise InvalidArgument("a session needs at least one module")
+        if kind == OPTIMIZER and (lower is not None or upper is not None):
+            raise InvalidArgument("bounds are for studies (ask/tell)")
+        if h.workers > 1 and kind != OPTIMIZER:
+            raise InvalidArgument("workers > 1 is for OPTIMIZER sessions")
+        if h.ask_timeout < 0 or h.ask_timeout != h.ask_timeout:
+            raise InvalidArgument("ask_timeout must be >= 0")
+        return SessionConfig(name=h.name, kind=kind, modules=modules, groups=groups, device=h.device,
+                             workers=max(1, h.workers), seed=h.seed if h.HasField("seed") else None,
+                             lower=lower, upper=upper, ask_timeout=h.ask_timeout,
+                             allow_nonfinite=h.allow_nonfinite, user_attrs=user_attrs)
+
+    @staticmethod
+    def _bound(h: pb.CreateHeader, which: str) -> Any:
+        if not h.HasField(which):
+            return None
+        b = getattr(h, which)
+        if b.WhichOneof("value") == "scalar":
+            return b.scalar
+        return [from_proto(t, f"{which}[{i}]") for i, t in enumerate(b.tensors.tensors)]
+
+    @rpc
+    def GetSession(self, request: pb.SessionRef, context: grpc.ServicerContext) -> pb.SessionInfo:
+        return self.info(self._session(request.name))
+
+    @rpc
+    def ListSessions(self, request: pb.ListRequest, context: grpc.ServicerContext) -> pb.ListReply:
+        return pb.ListReply(sessions=[self.info(s) for s in self.backend.list()])
+
+    @rpc
+    def DeleteSession(self, request: pb.SessionRef, context: grpc.ServicerContext) -> pb.DeleteReply:
+        return pb.DeleteReply(deleted=self.backend.delete(request.name))
+
+    # -- ask / tell -------------------------------------------------------------------------------------
+    @rpc
+    def Ask(self, request: pb.AskRequest, context: grpc.ServicerContext) -> pb.AskReply:
+        s = self._session(request.session, STUDY)
+        return s.ask(request.client_id, request.n, request.wait, request.resume)
+
+    @rpc
+    def Tell(self, request: pb.TellRequest, context: grpc.ServicerContext) -> pb.TellReply:
+        s = self._session(request.session, STUDY)
+        accepted, ignored = s.tell(request.items)
+        reply = pb.TellReply(accepted=accepted, ignored=ignored)
+        if request.HasField("then_ask"):
+            a = request.then_ask
+            reply.asked.CopyFrom(s.ask(a.client_id or request.client_id, a.n, a.wait, a.resume))
+        return reply
+
+    @rpc
+    def Best(self, request: pb.SessionRef, context: grpc.ServicerContext) -> pb.BestReply:
+        return self._session(request.name, STUDY).best_reply()
+
+    # -- training steps ---------------------------------------------------------------------------------
+    @rpc
+    def Pull(self, request: pb.SessionRef, context: grpc.ServicerContext) -> Iterator[Any]:
+        s = self._session(request.name)
+        params = s.params_snapshot()
+        yield pb.StepReply(done=pb.StepDone(step=s.step, params=layout_of(params)))
+        yield from payload_chunks(params)
+
+    @rpc
+    def Step(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+        it = iter(request_iterator)
+        first = next(it, None)
+        if first is None or is_chunk(first) or first.WhichOneof("msg") != "start":
+            raise InvalidArgument("Step: the first message must be `start`")
+        start = first.start
+        s = self._session(start.session, OPTIMIZER)
+        if start.mode == pb.PUSH:
+            outcome = self._push(s, start, it)
+        elif start.mode == pb.CLOSURE:
+            outcome = yield from self._closure(s, start, it)
+        else:
+            raise InvalidArgument("Step: mode must be PUSH or CLOSURE")
+        done = pb.StepDone(step=outcome.step, params=layout_of(s.params), replayed=outcome.replayed)
+        if outcome.loss is not None:
+            done.loss.CopyFrom(loss_to_proto(outcome.loss))
+        yield pb.StepReply(done=done)
+        yield from payload_chunks(s.params)
+
+    def _push(self, s: SessionHandle, start: pb.StepStart, it: Iterator[Any]) -> Any:
+        check_layout(start.grads, s.layout, "grads")
+        grads = read_payload(it, s.layout, "grads")
+        if not s.config.allow_nonfinite:
+            check_finite(grads, "grads")
+        loss = None
+        if start.HasField("loss"):
+            loss = loss_from_proto(start.loss, "loss")
+            check_loss(loss, "loss", finite=not s.config.allow_nonfinite)
+        return s.push(start.step, start.rank, to_device(grads, torch.device(s.config.device)), loss)
+
+    def _closure(self, s: SessionHandle, start: pb.StepStart, it: Iterator[Any]) -> Any:
+        """Runs the step on a helper thread; its evaluation calls go out through this stream."""
+        out: queue.Queue = queue.Queue()
+        device = torch.device(s.config.device)
+        counter = [0]
+        finite = not s.config.allow_nonfinite
+
+        def evaluate(point: list[torch.Tensor] | None, backward: bool) -> tuple[Any, list[torch.Tensor] | None]:
+            index = counter[0]
+            counter[0] += 1
+            call = pb.EvalCall(index=index, backward=backward, at_current=point is None)
+            if point is not None:
+                call.point.CopyFrom(layout_of(point))
+            out.put(pb.StepReply(call=call))
+            if point is not None:
+                for c in payload_chunks(point):
+                    out.put(c)
+            msg = next(it, None)
+            if msg is None:
+                raise Aborted("the client closed the stream during a closure step")
+            if is_chunk(msg) or msg.WhichOneof("msg") != "result" or msg.result.index != index:
+                raise InvalidArgument(f"expected the result of evaluation {index}")
+            r = msg.result
+            loss = loss_from_proto(r.loss, f"evaluation {index}: loss", device)
+            check_loss(loss, f"evaluation {index}", finite)
+            grads = None
+            if backward:
+                check_layout(r.grads, s.layout, f"evaluation {index}: grads")
+                grads = read_payload(it, s.layout, f"evaluation {index}: grads")
+                if finite:
+                    check_finite(grads, f"evaluation {index}: grads")
+                grads = to_device(grads, device)
+            elif r.grads.tensors:
+                raise InvalidArgument(f"evaluation {index}: gradients sent but not asked for")
+            return loss, grads
+
+        def run() -> None:
+            try:
+                out.put(("ok", s.closure_step(start.step, evaluate)))
+            except BaseException as e:  # handed to the RPC thread
+                out.put(("error", e))
+
+        threading.Thread(target=run, name=f"tz-closure-{s.name}", daemon=True).start()
+        while True:
+            item = out.get()
+            if isinstance(item, tuple) and item and item[0] in ("ok", "error"):
+                if item[0] == "error":
+                    raise item[1]
+                return item[1]
+            yield item
+
+
+def layout_of_meta(layout: list[tuple[tuple[int, ...], torch.dtype]]) -> tpb.Layout:
+    from tz_client.codec import dtype_name
+    return tpb.Layout(tensors=[tpb.TensorMeta(dtype=dtype_name(d), shape=list(sh)) for sh, d in layout])

@@ -1,0 +1,189 @@
+"""Training sessions: stepped by workers that push gradients or answer closure calls.
+
+Every step carries the step number the worker is at, which makes steps exactly-once: a worker
+retrying a step the server already applied (the reply was lost, or the server restarted after
+checkpointing it) just gets the current parameters back.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from torchzero.core.evaluation import BatchEvaluator, EvalResult, Point, materialize
+
+from ..errors import Aborted, FailedPrecondition, InvalidArgument, SessionClosed, Unavailable
+from ..persistence import Store
+from .base import Session
+from .config import SessionConfig
+
+log = logging.getLogger("tz_server.trainer")
+
+# evaluate(point or None for "the point the client already holds", backward) -> (loss, grads or None)
+RemoteEval = Callable[[list[torch.Tensor] | None, bool], tuple[Any, list[torch.Tensor] | None]]
+
+
+class StepOutcome:
+    """What a worker gets back: the step count after the step, the loss, and whether it replayed."""
+
+    def __init__(self, step: int, loss: Any, replayed: bool):
+        self.step = step
+        self.loss = loss
+        self.replayed = replayed
+
+
+class RemoteClosure(BatchEvaluator):
+    """Evaluations that go back to the client's closure, one point at a time.
+
+    The client holds the parameters as they were at the start of the step; a point equal to the
+    last one it was sent (or holds) is not sent again.
+    """
+
+    def __init__(self, fn: RemoteEval, start: Sequence[torch.Tensor], rng: Any = None):
+        self.fn = fn
+        self.rng = rng
+        self.last: list[torch.Tensor] = [p.detach().clone() for p in start]
+        self.calls = 0
+
+    def evaluate_batch(self, points: Sequence[Point], backward: bool = False) -> list[EvalResult]:
+        out = []
+        for pt in points:
+            x = [t.detach() for t in materialize(pt)]
+            same = all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(x, self.last))
+            if self.rng is not None:
+                with self.rng.released():  # other sessions may compute while the client evaluates
+                    loss, grads = self.fn(None if same else x, backward)
+            else:
+                loss, grads = self.fn(None if same else x, backward)
+            if not same:
+                self.last = [t.clone() for t in x]
+            self.calls += 1
+            out.append(EvalResult(loss, grads))
+        return out
+
+
+class TrainSession(Session):
+    """A hosted optimizer stepped by ``workers`` training processes."""
+
+    def __init__(self, config: SessionConfig, params: list[torch.Tensor], store: Store | None = None,
+                 state: dict[str, Any] | None = None, **kw: Any):
+        super().__init__(config, params, store, state, **kw)
+        self.workers = max(1, int(config.workers))
+        self._pushed: dict[int, list[torch.Tensor]] = {}
+        self._losses: dict[int, Any] = {}
+        self._last_loss: Any = None
+        if state is None:
+            self.save(force=True)
+
+    def _check_step(self, step: int) -> StepOutcome | None:
+        """None if ``step`` is the one to run now; the replay outcome if it is already done."""
+        if self.failed:
+            raise FailedPrecondition(f"session {self.name} failed: {self.failed}")
+        if self.closed:
+            raise Unavailable(f"session {self.name} is closed")
+        if step < self.step:
+            return StepOutcome(self.step, self._last_loss, True)
+        if step > self.step:
+            raise Aborted(f"session {self.name} is at step {self.step} but the worker is at step {step} "
+                          "(the server lost steps); reopen the session to resynchronise")
+        return None
+
+    def push(self, step: int, rank: int, grads: list[torch.Tensor], loss: Any = None) -> StepOutcome:
+        """Adds one worker's gradients (validated, on the session's device); the last of the
+        ``workers`` pushes averages them (in rank order, so the result does not depend on arrival
+        order) and steps. Blocks until the step is done."""
+        if not 0 <= rank < self.workers:
+            raise InvalidArgument(f"rank {rank} out of range for a session with {self.workers} worker(s)")
+        with self.cond:
+            done = self._check_step(step)
+            if done is not None:
+                return done
+            self._pushed.setdefault(rank, grads)
+            if loss is not None:
+                self._losses.setdefault(rank, loss)
+            if len(self._pushed) == self.workers:
+                self._apply_pushed()
+            else:
+                while self.step == step:
+                    if self.closed:
+                        raise Unavailable(f"session {self.name} is closed")
+                    if self.failed:
+                        raise FailedPrecondition(f"session {self.name} failed: {self.failed}")
+                    self.cond.wait()
+            return StepOutcome(self.step, self._last_loss, False)
+
+    def _apply_pushed(self) -> None:
+        ranks = sorted(self._pushed)
+        if self.workers == 1:
+            grads = self._pushed[ranks[0]]
+        else:
+            grads = [torch.stack([self._pushed[r][i] for r in ranks]).sum(0).div_(self.workers)
+                     for i in range(len(self.params))]
+        losses = [self._losses[r] for r in ranks if r in self._losses]
+        loss = None
+        if losses:
+            loss = sum(float(x) for x in losses) / len(losses) if self.workers > 1 else losses[0]
+        try:
+            for p, g in zip(self.params, grads):
+                p.grad = g
+            with self.rng.owned():
+                self.opt.step()
+            self.evaluations += self.workers
+        except Exception as e:
+            log.exception("session %s failed at step %d", self.name, self.step)
+            self.failed = f"{type(e).__name__}: {e}"
+            self.cond.notify_all()
+            raise FailedPrecondition(f"session {self.name} failed: {self.failed}") from None
+        finally:
+            for p in self.params:
+                p.grad = None
+            self._pushed.clear()
+            self._losses.clear()
+        self._last_loss = loss
+        self.save()
+        self.cond.notify_all()
+
+    def closure_step(self, step: int, evaluate: RemoteEval) -> StepOutcome:
+        """One step whose evaluations call ``evaluate`` (the client's closure)."""
+        if self.workers != 1:
+            raise FailedPrecondition("closure steps need a session with workers=1")
+        with self.cond:
+            done = self._check_step(step)
+            if done is not None:
+                return done
+            remote = RemoteClosure(evaluate, self.params, self.rng)
+            # a step cut short (bad data from the client, a dropped stream) leaves no trace
+            saved_state = copy.deepcopy(self.opt.state_dict())
+            saved_params = [p.detach().clone() for p in self.params]
+            try:
+                with self.rng.owned():
+                    loss = self.opt.step(remote)
+            except BaseException as e:
+                with torch.no_grad():
+                    for p, s in zip(self.params, saved_params):
+                        p.copy_(s)
+                self.opt.load_state_dict(saved_state)
+                if isinstance(e, SessionClosed):
+                    raise Unavailable(f"session {self.name} is closed") from None
+                raise
+            finally:
+                for p in self.params:
+                    p.grad = None
+            self.evaluations += remote.calls
+            self._last_loss = loss.detach() if isinstance(loss, torch.Tensor) else loss
+            self.save()
+            self.cond.notify_all()
+            return StepOutcome(self.step, self._last_loss, False)
+
+    def close(self, delete: bool = False) -> None:
+        if not delete:
+            with self.cond:
+                if not self.closed and self.failed is None:
+                    try:
+                        self.save(force=True)
+                    except Exception as e:
+                        log.error("final checkpoint of %s failed: %s", self.name, e)
+        super().close(delete)
