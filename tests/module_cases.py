@@ -35,8 +35,73 @@ CASES: dict[str, ModuleCase] = {
     "GaussianSmoothing": ModuleCase(lambda: [tz.m.GaussianSmoothing(n_samples=4, seed=0), tz.m.LR(1e-2)], needs_closure=True),
     "MeZO": ModuleCase(lambda: [tz.m.MeZO(h=1e-2, target="update"), tz.m.LR(1e-2)], needs_closure=True),
     "ForwardGradient": ModuleCase(lambda: [tz.m.ForwardGradient(n_samples=2), tz.m.LR(1e-2)], needs_closure=True),
+    # -- ops (issue 6) --
+    "Add": ModuleCase(lambda: [tz.m.Add(tz.m.Mul(0.5), alpha=2), tz.m.Add(0.1), tz.m.LR(1e-2)]),
+    "Sub": ModuleCase(lambda: [tz.m.Sub(tz.m.Sign(), alpha=0.5), tz.m.Sub(0.1), tz.m.LR(1e-2)]),
+    "RSub": ModuleCase(lambda: [tz.m.RSub(tz.m.Mul(3)), tz.m.RSub(0.1), tz.m.LR(1e-2)]),
+    "Mul": ModuleCase(lambda: [tz.m.Mul(tz.m.Abs()), tz.m.Mul(0.5), tz.m.LR(1e-2)]),
+    "Div": ModuleCase(lambda: [tz.m.Div([tz.m.Abs(), tz.m.Add(1.0)]), tz.m.Div(2), tz.m.LR(1e-2)]),
+    "RDiv": ModuleCase(lambda: [tz.m.Abs(), tz.m.Add(1.0), tz.m.RDiv(tz.m.Fill(1.0)), tz.m.RDiv(2.0), tz.m.LR(1e-2)]),
+    "Pow": ModuleCase(lambda: [tz.m.Pow(3), tz.m.Abs(), tz.m.Pow(tz.m.Fill(0.5)), tz.m.LR(1e-2)]),
+    "RPow": ModuleCase(lambda: [tz.m.Clip(-2, 2), tz.m.RPow(2.0), tz.m.RPow(tz.m.Fill(0.5)), tz.m.LR(1e-2)]),
+    "Clip": ModuleCase(lambda: [tz.m.Clip(-1, 1), tz.m.Clip(tz.m.Fill(-0.5), tz.m.Fill(0.5)), tz.m.LR(1e-2)]),
+    "Maximum": ModuleCase(lambda: [tz.m.Maximum(tz.m.Mul(-1)), tz.m.Maximum(0.2), tz.m.LR(1e-2)]),
+    "Minimum": ModuleCase(lambda: [tz.m.Minimum(tz.m.Mul(-1)), tz.m.Minimum(0.2), tz.m.LR(1e-2)]),
+    "Threshold": ModuleCase(lambda: [tz.m.Threshold(0.0, 0.1, True), tz.m.Threshold(tz.m.Fill(1.0), tz.m.Mul(0.5), False), tz.m.LR(1e-2)]),
+    "CopySign": ModuleCase(lambda: [tz.m.CopySign(tz.m.Randn()), tz.m.LR(1e-2)]),
+    "CopyMagnitude": ModuleCase(lambda: [tz.m.CopyMagnitude(tz.m.Randn()), tz.m.LR(1e-2)]),
+    "RCopySign": ModuleCase(lambda: [tz.m.RCopySign(tz.m.Randn()), tz.m.LR(1e-2)]),
+    "GramSchimdt": ModuleCase(lambda: [tz.m.GramSchimdt(tz.m.Randn()), tz.m.LR(1e-2)]),
+    "GraftInputToOutput": ModuleCase(lambda: [tz.m.GraftInputToOutput(tz.m.Sign()), tz.m.GraftInputToOutput(tz.m.Randn(), tensorwise=False, ord="mad"), tz.m.LR(1e-2)]),
+    "GraftOutputToInput": ModuleCase(lambda: [tz.m.GraftOutputToInput(tz.m.Sign()), tz.m.GraftOutputToInput(tz.m.Randn(), tensorwise=False, ord=1), tz.m.LR(1e-2)]),
+    "Graft": ModuleCase(lambda: [tz.m.Graft(tz.m.Sign(), tz.m.Adam(), ord="linf"), tz.m.Graft(tz.m.Randn(), tz.m.Identity(), tensorwise=False, strength=0.5), tz.m.LR(1e-2)]),
+    "ClipModules": ModuleCase(lambda: [tz.m.ClipModules(tz.m.Mul(2), -1, tz.m.Fill(0.5)), tz.m.LR(1e-2)]),
+    "DivModules": ModuleCase(lambda: [tz.m.DivModules(tz.m.Adam(), [tz.m.Abs(), tz.m.Add(1)]), tz.m.DivModules(1.0, [tz.m.Abs(), tz.m.Add(1.0)], other_first=True), tz.m.LR(1e-2)]),
+    "LerpModules": ModuleCase(lambda: [tz.m.LerpModules(tz.m.Adam(), tz.m.Sign(), 0.3), tz.m.LR(1e-2)]),
+    "PowModules": ModuleCase(lambda: [tz.m.PowModules(tz.m.Abs(), tz.m.Fill(0.5)), tz.m.PowModules(0.5, tz.m.Sign()), tz.m.LR(1e-2)]),
+    "SubModules": ModuleCase(lambda: [tz.m.SubModules(tz.m.Mul(2), tz.m.Sign(), alpha=0.5), tz.m.SubModules(1.0, tz.m.Identity()), tz.m.LR(1e-2)]),
+    "Sum": ModuleCase(lambda: [tz.m.Sum(tz.m.Adam(), 0.1, tz.m.Sign()), tz.m.LR(1e-2)]),
+    "Mean": ModuleCase(lambda: [tz.m.Mean(tz.m.Adam(), 0.1, tz.m.Sign()), tz.m.LR(1e-2)]),
+    "Prod": ModuleCase(lambda: [tz.m.Prod(tz.m.Identity(), 0.5, tz.m.Abs()), tz.m.LR(1e-2)]),
+    "MaximumModules": ModuleCase(lambda: [tz.m.MaximumModules(tz.m.Identity(), -0.1, tz.m.Sign()), tz.m.LR(1e-2)]),
+    "MinimumModules": ModuleCase(lambda: [tz.m.MinimumModules(tz.m.Identity(), 0.1, tz.m.Sign()), tz.m.LR(1e-2)]),
+    "WeightedSum": ModuleCase(lambda: [tz.m.WeightedSum(tz.m.Adam(), 0.1, tz.m.Sign(), weights=[1.0, 2.0, 0.5]), tz.m.LR(1e-2)]),
+    "WeightedMean": ModuleCase(lambda: [tz.m.WeightedMean(tz.m.Adam(), 0.1, tz.m.Sign(), weights=[1.0, 2.0, 0.5]), tz.m.LR(1e-2)]),
+    "Sqrt": ModuleCase(lambda: [tz.m.Abs(), tz.m.Sqrt(), tz.m.LR(1e-2)]),
+    "Reciprocal": ModuleCase(lambda: [tz.m.Exp(), tz.m.Reciprocal(eps=0.5), tz.m.LR(1e-2)]),
+    "NanToNum": ModuleCase(lambda: [tz.m.NanToNum(nan=0.0, posinf=1.0, neginf=-1.0), tz.m.LR(1e-2)]),
+    "CustomUnaryOperation": ModuleCase(lambda: [tz.m.CustomUnaryOperation("tanh"), tz.m.CustomUnaryOperation("abs_"), tz.m.LR(1e-2)]),
+    # the callables are registered below (unregistered ones cannot travel in a spec: SpecError, tests/modules/test_ops.py)
+    "UnaryLambda": ModuleCase(lambda: [tz.m.UnaryLambda(_ops_halve_all), tz.m.LR(1e-2)]),
+    "UnaryParameterwiseLambda": ModuleCase(lambda: [tz.m.UnaryParameterwiseLambda(_ops_tanh), tz.m.LR(1e-2)]),
+    "Fill": ModuleCase(lambda: [tz.m.Fill(0.5), tz.m.LR(1e-2)]),
+    "Uniform": ModuleCase(lambda: [tz.m.Uniform(-1.0, 2.0), tz.m.LR(1e-2)]),
+    "RandomSample": ModuleCase(lambda: [tz.m.RandomSample("sphere", variance=2.0), tz.m.LR(1e-2)]),
+    "Zeros": ModuleCase(lambda: [tz.m.Zeros(), tz.m.LR(1e-2)], skip={"no_progress": "outputs zeros: the parameters do not move by design"}),
+    "GradToNone": ModuleCase(lambda: [tz.m.GradToNone(), tz.m.Grad(), tz.m.LR(1e-2)], needs_closure=True),
+    "Debias": ModuleCase(lambda: [tz.m.Debias(beta1=0.9, beta2=0.999, alpha=0.5), tz.m.LR(1e-2)]),
+    "CenteredSqrtEMASquared": ModuleCase(lambda: [tz.m.CenteredSqrtEMASquared(amsgrad=True, debiased=True), tz.m.LR(1e-2)]),
+    "SqrtEMASquared": ModuleCase(lambda: [tz.m.SqrtEMASquared(amsgrad=True, debiased=True), tz.m.LR(1e-2)]),
+    "AccumulateMean": ModuleCase(lambda: [tz.m.AccumulateMean(decay=0.1), tz.m.LR(1e-2)]),
 }
 
 ABSTRACT: dict[str, str] = {
+    "BinaryOperationBase": "abstract base of the binary ops (issue 6)",
+    "MultiOperationBase": "abstract base of the multi-operand ops (issue 6)",
+    "ReduceOperationBase": "abstract base of the reductions (issue 6)",
     "GradApproximator": "abstract base of the gradient approximators (issue 3)",
 }
+
+
+# -- ops (issue 6): named callables for UnaryLambda / UnaryParameterwiseLambda, registered so that
+# the spec round trip of the invariance matrix can carry them.
+def _ops_halve_all(tensors):
+    return [t.mul_(0.5) for t in tensors]
+
+
+def _ops_tanh(tensor):
+    return tensor.tanh()
+
+
+tz.register_callable(_ops_halve_all, "tests.module_cases.ops_halve_all")
+tz.register_callable(_ops_tanh, "tests.module_cases.ops_tanh")
