@@ -4,13 +4,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from .backends import BACKENDS
 from .logs import setup_logging
+
+BACKENDS = ("local", "ray")
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 log = logging.getLogger("tz_server")
 
@@ -49,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         token = Path(args.token_file).read_text().strip()
     token = token or os.environ.get("TZ_SERVER_TOKEN") or None
+    if not _DEVICE.match(args.device):
+        print(f"tz-server: invalid device {args.device!r}: expected cpu, cuda or cuda:N", file=sys.stderr)
+        return 2
     if args.backend == "ray":
         from .backends.ray import RayBackendUnavailable, make_ray_backend
         try:

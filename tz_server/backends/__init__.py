@@ -1,14 +1,15 @@
-"""Session backends: ``local`` (in this process) and ``ray`` (not available yet)."""
+"""Session backends: ``local`` (in this process) and ``ray`` (not available yet).
+
+A backend implements :class:`tz_server.backends.base.Backend`.
+"""
 from __future__ import annotations
 
 from typing import Any
 
-from .base import Backend, SessionHandle, parse_device
-
 BACKENDS = ("local", "ray")
 
 
-def make_backend(name: str, **options: Any) -> Backend:
+def make_backend(name: str, **options: Any) -> Any:
     """The backend called ``name`` built with ``options`` (see each backend's constructor)."""
     if name == "local":
         from .local import LocalBackend
@@ -19,4 +20,4 @@ def make_backend(name: str, **options: Any) -> Backend:
     raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Backend", "SessionHandle", "make_backend", "parse_device"]
+__all__ = ["BACKENDS", "make_backend"]

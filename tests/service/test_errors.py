@@ -1,0 +1,90 @@
+"""Bad input gets a clear status code and leaves the session unchanged."""
+from __future__ import annotations
+
+import grpc
+import pytest
+import torch
+
+import torchzero as tz
+from tz_client import InvalidArgument, NotFound, RemoteOptimizer, ServiceError
+from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
+
+
+def test_unknown_module_and_bad_arguments(client, name):
+    with pytest.raises(InvalidArgument, match="unknown module 'NoSuchModule'"):
+        client.create_study(name, torch.zeros(2), [{"module": "NoSuchModule", "args": [], "kwargs": {}}])
+    with pytest.raises(InvalidArgument, match="Adam"):
+        client.create_study(name, torch.zeros(2), [{"module": "Adam", "args": [], "kwargs": {"no_such_arg": 1}}])
+    with pytest.raises(InvalidArgument, match="session name"):
+        client.create_study("bad name/..", torch.zeros(2), [tz.m.Adam()])
+    assert name not in [s.name for s in client.list_sessions()]
+
+
+def test_unknown_session(client):
+    with pytest.raises(NotFound):
+        client.open_study("does-not-exist")
+    req = pb.TellRequest(session="does-not-exist", items=[pb.TellItem(id="0:0")])
+    with pytest.raises(grpc.RpcError) as e:
+        client.conn.stub.Tell(req)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_bad_tells_leave_the_study_unchanged(client, name):
+    study = client.create_study(name, torch.zeros(3), [tz.m.Adam(), tz.m.LR(0.1)])
+    t = study.ask()
+    cases = [
+        (torch.ones(4), "expected float32\\[3\\], got float32\\[4\\]"),         # shape
+        (torch.ones(3, dtype=torch.float64), "expected float32\\[3\\], got float64\\[3\\]"),  # dtype
+        (torch.tensor([1.0, float("nan"), 0.0]), "non-finite"),               # nan
+    ]
+    for grad, msg in cases:
+        with pytest.raises(InvalidArgument, match=msg):
+            study.tell(t, 1.0, grad)
+    with pytest.raises(InvalidArgument, match="not finite"):
+        study.tell(t, float("inf"), torch.ones(3))
+    with pytest.raises(InvalidArgument, match="needs a gradient"):
+        study.tell(t, 1.0)
+    with pytest.raises(InvalidArgument, match="malformed trial id"):
+        study.tell("nonsense", 1.0, torch.ones(3))
+    info = study.info()
+    assert info.evaluations == 0 and info.step == 0
+    # a batch with one bad item applies nothing
+    with pytest.raises(InvalidArgument):
+        study.tell([t, t], [1.0, 2.0], [torch.ones(3), torch.ones(2)])
+    assert study.info().evaluations == 0
+    assert study.tell(t, 1.0, torch.ones(3)) == (1, 0)
+
+
+def test_bad_gradients_leave_the_optimizer_unchanged(deployment):
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = RemoteOptimizer([p], tz.m.Adam(), tz.m.LR(0.1), address=deployment.address)
+    for bad in (torch.tensor([1.0, float("inf"), 1.0]), torch.ones(4)):
+        q = torch.nn.Parameter(torch.ones(bad.shape))
+        q.grad = bad
+        opt._params = [q]  # what a buggy / malicious worker would send
+        with pytest.raises(InvalidArgument):
+            opt.step()
+        opt._params = [p]
+    assert opt.current_step == 0
+    p.grad = torch.ones(3)
+    opt.step()
+    local_p = torch.nn.Parameter(torch.ones(3))
+    local = tz.Optimizer([local_p], tz.m.Adam(), tz.m.LR(0.1))
+    local_p.grad = torch.ones(3)
+    local.step()
+    assert torch.equal(p.detach(), local_p.detach())
+    opt.delete_session()
+
+
+def test_calls_on_the_wrong_kind_of_session(client, name):
+    client.create_study(name, torch.zeros(2), [tz.m.Adam()])
+    req = pb.StepRequest(start=pb.StepStart(session=name, mode=pb.PUSH))
+    with pytest.raises(grpc.RpcError) as e:
+        list(client.conn.stub.Step(iter([req])))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_service_error_carries_the_code(client):
+    with pytest.raises(ServiceError) as e:
+        client.open_study("nope")
+    assert e.value.code == grpc.StatusCode.NOT_FOUND
