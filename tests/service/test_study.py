@@ -126,6 +126,16 @@ def test_bounds_clamp_every_point(client, name):
     assert study.best()[0].tolist() == [0.25, 0.25]
 
 
+def test_scalar_bounds_and_bad_bounds(client, name):
+    study = client.create_study(name, torch.zeros(3), [tz.m.Adam(), tz.m.LR(1.0)], lower=-0.5, upper=0.5)
+    for _ in range(3):
+        t = study.ask()
+        assert bool((t.params.abs() <= 0.5).all())
+        study.tell(t, 1.0, -torch.ones(3))
+    with pytest.raises(tz_client.InvalidArgument, match="lower"):
+        client.create_study(name + "-bad", torch.zeros(3), [tz.m.Adam()], lower=1.0, upper=0.0)
+
+
 def test_concurrent_clients_on_one_study(client, name, deployment):
     study = client.create_study(name, torch.zeros(3), [tz.m.Adam(), tz.m.LR(0.05)])
     errors = []

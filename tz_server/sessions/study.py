@@ -46,7 +46,7 @@ class StudySession(Session):
         self.upper = self._bound(config.upper, "upper")
         if self.lower is not None and self.upper is not None:
             for i, (lo, hi) in enumerate(zip(self.lower, self.upper)):
-                if bool((lo > hi).any()):
+                if bool((torch.as_tensor(lo) > torch.as_tensor(hi)).any()):
                     raise InvalidArgument(f"lower[{i}] > upper[{i}] somewhere")
         self.trial_bytes = sum(nbytes(d, s) for s, d in self.layout)
         if self.trial_bytes > ASK_BYTES:
