@@ -22,6 +22,15 @@ class ModuleCase:
     """invariance check name -> reason it does not apply to this module."""
 
 
+def _log1p(loss):
+    """A loss transform for LambdaHomotopy that can travel in a spec (registered below)."""
+    import torch
+    return torch.log1p(loss)
+
+
+tz.register_callable(_log1p, "tests.module_cases._log1p")
+
+
 CASES: dict[str, ModuleCase] = {
     "LR": ModuleCase(lambda: [tz.m.LR(1e-2)]),
     "StepSize": ModuleCase(lambda: [tz.m.StepSize(1e-2)]),
@@ -35,6 +44,19 @@ CASES: dict[str, ModuleCase] = {
     "GaussianSmoothing": ModuleCase(lambda: [tz.m.GaussianSmoothing(n_samples=4, seed=0), tz.m.LR(1e-2)], needs_closure=True),
     "MeZO": ModuleCase(lambda: [tz.m.MeZO(h=1e-2, target="update"), tz.m.LR(1e-2)], needs_closure=True),
     "ForwardGradient": ModuleCase(lambda: [tz.m.ForwardGradient(n_samples=2), tz.m.LR(1e-2)], needs_closure=True),
+    "CD": ModuleCase(lambda: [tz.m.CD(h=1e-2), tz.m.LR(1e-2)], needs_closure=True),
+    "GradientSampling": ModuleCase(lambda: [tz.m.GradientSampling([tz.m.LR(1e-2)], sigma=0.1, n=3, seed=0)], needs_closure=True),
+    # -- sharpness / homotopy / accumulation (issue 3) --
+    "SAM": ModuleCase(lambda: [tz.m.SAM(), tz.m.LR(1e-2)], needs_closure=True),
+    "ASAM": ModuleCase(lambda: [tz.m.ASAM(p=3), tz.m.LR(1e-2)], needs_closure=True),
+    "MSAM": ModuleCase(lambda: [tz.m.MSAM([tz.m.Adam(), tz.m.LR(1e-2)], weight_decay=1e-3)]),
+    "MSAMMomentum": ModuleCase(lambda: [tz.m.MSAMMomentum(1e-2, nesterov=True, weight_decay=1e-3)]),
+    "LambdaHomotopy": ModuleCase(lambda: [tz.m.LambdaHomotopy(_log1p), tz.m.LR(1e-2)], needs_closure=True),
+    "SqrtHomotopy": ModuleCase(lambda: [tz.m.SqrtHomotopy(), tz.m.LR(1e-2)], needs_closure=True),
+    "SquareHomotopy": ModuleCase(lambda: [tz.m.SquareHomotopy(), tz.m.LR(1e-5)], needs_closure=True),
+    "ExpHomotopy": ModuleCase(lambda: [tz.m.LogHomotopy(), tz.m.ExpHomotopy(), tz.m.LR(1e-2)], needs_closure=True),
+    "LogHomotopy": ModuleCase(lambda: [tz.m.LogHomotopy(), tz.m.LR(1e-2)], needs_closure=True),
+    "GradientAccumulation": ModuleCase(lambda: [tz.m.GradientAccumulation(2), tz.m.LR(1e-2)]),
     # -- ops (issue 6) --
     "Add": ModuleCase(lambda: [tz.m.Add(tz.m.Mul(0.5), alpha=2), tz.m.Add(0.1), tz.m.LR(1e-2)]),
     "Sub": ModuleCase(lambda: [tz.m.Sub(tz.m.Sign(), alpha=0.5), tz.m.Sub(0.1), tz.m.LR(1e-2)]),
@@ -90,6 +112,7 @@ ABSTRACT: dict[str, str] = {
     "MultiOperationBase": "abstract base of the multi-operand ops (issue 6)",
     "ReduceOperationBase": "abstract base of the reductions (issue 6)",
     "GradApproximator": "abstract base of the gradient approximators (issue 3)",
+    "HomotopyBase": "abstract base of the homotopies (issue 3)",
 }
 
 

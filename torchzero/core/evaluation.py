@@ -187,13 +187,17 @@ def evaluate_points(closure: Callable, params: Sequence[torch.Tensor], points: S
                 with torch.enable_grad():
                     loss = closure(True)
                 grads = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in params]
-                results.append(EvalResult(loss, grads))
+                results.append(EvalResult(_detach(loss), grads))
             else:
                 with torch.no_grad():
                     loss = closure(False)
-                results.append(EvalResult(loss))
+                results.append(EvalResult(_detach(loss)))
     finally:
         with torch.no_grad():
             for p, s in zip(params, saved):
                 p.copy_(s)
     return results
+
+
+def _detach(loss: Any) -> Any:
+    return loss.detach() if isinstance(loss, torch.Tensor) else loss

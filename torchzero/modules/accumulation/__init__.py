@@ -1,0 +1,4 @@
+"""Accumulation of gradients over several steps."""
+from .gradient_accumulation import GradientAccumulation
+
+__all__ = ["GradientAccumulation"]
