@@ -35,6 +35,20 @@ CASES: dict[str, ModuleCase] = {
     "LR": ModuleCase(lambda: [tz.m.LR(1e-2)]),
     "StepSize": ModuleCase(lambda: [tz.m.StepSize(1e-2)]),
     "Adam": ModuleCase(lambda: [tz.m.Adam(amsgrad=True), tz.m.LR(1e-2)]),
+    # -- misc (issue 6) --
+    "DivByLoss": ModuleCase(lambda: [tz.m.DivByLoss(), tz.m.LR(1e-2)], needs_closure=True),
+    "MulByLoss": ModuleCase(lambda: [tz.m.MulByLoss(alpha=0.01), tz.m.LR(1e-2)], needs_closure=True),
+    "FillLoss": ModuleCase(lambda: [tz.m.FillLoss(alpha=0.1), tz.m.LR(1e-2)], needs_closure=True),
+    "RandomHvp": ModuleCase(lambda: [tz.m.RandomHvp(n_samples=2, hvp_method="central", seed=0), tz.m.LR(1e-2)], needs_closure=True),
+    "SaveBest": ModuleCase(lambda: [tz.m.LR(1e-2), tz.m.SaveBest()], needs_closure=True),
+    "PrintLoss": ModuleCase(lambda: [tz.m.PrintLoss(), tz.m.LR(1e-2)], needs_closure=True),
+    "Multistep": ModuleCase(lambda: [tz.m.Multistep(tz.m.Adam(), 2), tz.m.LR(1e-2)], needs_closure=True),
+    "Sequential": ModuleCase(lambda: [tz.m.Sequential([tz.m.Adam(), [tz.m.GradSign(), tz.m.LR(0.1)]], steps=2), tz.m.LR(1e-2)], needs_closure=True),
+    "NegateOnLossIncrease": ModuleCase(lambda: [tz.m.LR(0.5), tz.m.NegateOnLossIncrease(backtrack=True)], needs_closure=True),
+    "Online": ModuleCase(lambda: [tz.m.Online(tz.m.HpuEstimate()), tz.m.LR(1e-2)], needs_closure=True),
+    "Split": ModuleCase(lambda: [tz.m.Split(_misc_is_matrix, true=tz.m.Adam(), false=[tz.m.GradSign(), tz.m.LR(0.5)]), tz.m.LR(1e-2)]),
+    "Alternate": ModuleCase(lambda: [tz.m.Alternate(tz.m.Adam(), [tz.m.GradSign(), tz.m.LR(0.5)], steps=[2, 1]), tz.m.LR(1e-2)]),
+    "Switch": ModuleCase(lambda: [tz.m.Switch(tz.m.Adam(), [tz.m.Previous(), tz.m.LR(0.5)], steps=2), tz.m.LR(1e-2)]),
     # -- grad_approximation / zeroth_order (issue 3) --
     "FDM": ModuleCase(lambda: [tz.m.FDM(), tz.m.LR(1e-2)], needs_closure=True),
     "RandomizedFDM": ModuleCase(lambda: [tz.m.RandomizedFDM(n_samples=2, seed=1), tz.m.LR(1e-2)], needs_closure=True),
@@ -128,3 +142,11 @@ def _ops_tanh(tensor):
 
 tz.register_callable(_ops_halve_all, "tests.module_cases.ops_halve_all")
 tz.register_callable(_ops_tanh, "tests.module_cases.ops_tanh")
+
+
+# -- misc (issue 6): the Split filter of the invariance case, registered for the spec round trip.
+def _misc_is_matrix(p):
+    return p.ndim >= 2
+
+
+tz.register_callable(_misc_is_matrix, "tests.module_cases.misc_is_matrix")
