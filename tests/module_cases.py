@@ -35,6 +35,15 @@ CASES: dict[str, ModuleCase] = {
     "LR": ModuleCase(lambda: [tz.m.LR(1e-2)]),
     "StepSize": ModuleCase(lambda: [tz.m.StepSize(1e-2)]),
     "Adam": ModuleCase(lambda: [tz.m.Adam(amsgrad=True), tz.m.LR(1e-2)]),
+    # -- termination (issue 6) --
+    "TerminateAfterNSteps": ModuleCase(lambda: [tz.m.LR(1e-2), tz.m.TerminateAfterNSteps(2)]),
+    "TerminateAfterNEvaluations": ModuleCase(lambda: [tz.m.LR(1e-2), tz.m.TerminateAfterNEvaluations(3)]),
+    "TerminateAfterNSeconds": ModuleCase(lambda: [tz.m.LR(1e-2), tz.m.TerminateAfterNSeconds(1e-3)]),
+    "TerminateOnLossReached": ModuleCase(lambda: [tz.m.LR(1e-2), tz.m.TerminateOnLossReached(1.0)], needs_closure=True),
+    "TerminateOnNoImprovement": ModuleCase(lambda: [tz.m.LR(1e-2), tz.m.TerminateOnNoImprovement(tol=0.1, n=2)], needs_closure=True),
+    "TerminateByUpdateNorm": ModuleCase(lambda: [tz.m.LR(1e-2), tz.m.TerminateByUpdateNorm(tol=1.0, n=2, ord="linf")]),
+    "TerminateAll": ModuleCase(lambda: [tz.m.LR(1e-2), tz.m.TerminateAll(tz.m.TerminateAfterNSteps(2), tz.m.TerminateByGradientNorm(1e3, n=1))]),
+    "TerminateAny": ModuleCase(lambda: [tz.m.LR(1e-2), tz.m.TerminateAny(tz.m.TerminateAfterNSteps(3), tz.m.TerminateNever())]),
     # -- misc (issue 6) --
     "DivByLoss": ModuleCase(lambda: [tz.m.DivByLoss(), tz.m.LR(1e-2)], needs_closure=True),
     "MulByLoss": ModuleCase(lambda: [tz.m.MulByLoss(alpha=0.01), tz.m.LR(1e-2)], needs_closure=True),
@@ -122,6 +131,7 @@ CASES: dict[str, ModuleCase] = {
 }
 
 ABSTRACT: dict[str, str] = {
+    "TerminationCriteriaBase": "abstract base of the termination criteria (issue 6)",
     "BinaryOperationBase": "abstract base of the binary ops (issue 6)",
     "MultiOperationBase": "abstract base of the multi-operand ops (issue 6)",
     "ReduceOperationBase": "abstract base of the reductions (issue 6)",
