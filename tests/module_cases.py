@@ -35,6 +35,11 @@ CASES: dict[str, ModuleCase] = {
     "LR": ModuleCase(lambda: [tz.m.LR(1e-2)]),
     "StepSize": ModuleCase(lambda: [tz.m.StepSize(1e-2)]),
     "Adam": ModuleCase(lambda: [tz.m.Adam(amsgrad=True), tz.m.LR(1e-2)]),
+    # -- quasi_newton: full-matrix and diagonal methods (issue 8) --
+    "BFGS": ModuleCase(lambda: [tz.m.BFGS(concat_params=False, scale_first=True), tz.m.LR(1e-2)]),
+    "SR1": ModuleCase(lambda: [tz.m.SR1(inverse=False), tz.m.LR(1e-2)]),
+    "DFP": ModuleCase(lambda: [tz.m.DFP(restart_interval=2, beta=0.3, update_freq=2), tz.m.LR(1e-2)]),
+    "BroydenGood": ModuleCase(lambda: [tz.m.BroydenGood(inverse=False, init_scale=2.0), tz.m.LR(1e-2)]),
     # -- termination (issue 6) --
     "TerminateAfterNSteps": ModuleCase(lambda: [tz.m.LR(1e-2), tz.m.TerminateAfterNSteps(2)]),
     "TerminateAfterNEvaluations": ModuleCase(lambda: [tz.m.LR(1e-2), tz.m.TerminateAfterNEvaluations(3)]),
@@ -131,6 +136,7 @@ CASES: dict[str, ModuleCase] = {
 }
 
 ABSTRACT: dict[str, str] = {
+    "HessianUpdateStrategy": "abstract base of the quasi-Newton methods (issue 8)",
     "TerminationCriteriaBase": "abstract base of the termination criteria (issue 6)",
     "BinaryOperationBase": "abstract base of the binary ops (issue 6)",
     "MultiOperationBase": "abstract base of the multi-operand ops (issue 6)",

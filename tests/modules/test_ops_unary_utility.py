@@ -185,3 +185,15 @@ def test_random_sample_bad_arguments():
         M.RandomSample("cauchy")
     with pytest.raises(ValueError, match="variance"):
         M.RandomSample("normal", -1.0)
+
+
+@pytest.mark.parametrize("cls", [M.Identity, M.Noop])
+def test_identity_hessian(cls):
+    pytest.importorskip("torchzero.linalg")
+    p = [torch.zeros(2, 3, dtype=torch.float64, requires_grad=True), torch.zeros(4, dtype=torch.float64, requires_grad=True)]
+    H = cls().get_H(tz.Objective(p))
+    assert H.size() == 10
+    x = torch.arange(10, dtype=torch.float64)
+    torch.testing.assert_close(H.matvec(x), x)
+    torch.testing.assert_close(H.solve(x), x)
+    torch.testing.assert_close(H.to_tensor(), torch.eye(10, dtype=torch.float64))

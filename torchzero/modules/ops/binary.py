@@ -365,7 +365,7 @@ class GramSchimdt(BinaryOperationBase):
     def transform(self, objective, update, other):
         if not _is_tensors(other):
             other = full_like_list(other, update)
-        uv = sum((u * v).sum() for u, v in zip(update, other))
+        uv = sum(torch.dot(u.reshape(-1), v.reshape(-1)) for u, v in zip(update, other))
         vv = sum(n.square() for n in torch._foreach_norm(other))
         coef = torch.where(vv > 0, uv / torch.where(vv > 0, vv, 1), 0)
         torch._foreach_sub_(update, torch._foreach_mul(other, coef))

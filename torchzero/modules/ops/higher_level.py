@@ -20,6 +20,17 @@ def _split_by(flags: list[bool], *lists: list) -> tuple[list, ...]:
     return tuple([lst[i] for i in idx] for lst in lists)
 
 
+def _ema_sq_grouped(fn, tensors, v, beta, pw) -> None:
+    """``fn`` (an EMA-of-squares update) once per distinct ``pow`` (once in the usual uniform case)."""
+    first = pw[0]
+    if all(q == first for q in pw):
+        fn(tensors, v, scalar_or_list(beta), None, pow=first)
+        return
+    for p_ in set(pw):
+        t, vv, bb = _split_by([q == p_ for q in pw], tensors, v, beta)
+        fn(t, vv, scalar_or_list(bb), None, pow=p_)
+
+
 class EMASquared(TensorTransform):
     """Exponential moving average of the squared update, ``v <- beta v + (1 - beta) |u|^pow``;
     outputs ``v`` (or its running maximum with ``amsgrad``).
@@ -40,10 +51,7 @@ class EMASquared(TensorTransform):
     def multi_tensor_update(self, tensors, params, grads, loss, states, settings):
         beta, amsgrad, pw = self.settings.values(params, "beta", "amsgrad", "pow")
         v = self.get_state(params, "exp_avg_sq")
-        for p_ in set(pw):
-            sel = [q == p_ for q in pw]
-            t, vv, b, a, pp = _split_by(sel, tensors, v, beta, amsgrad, params)
-            self.EMA_SQ_FN(t, vv, scalar_or_list(b), None, pow=p_)
+        _ema_sq_grouped(self.EMA_SQ_FN, tensors, v, beta, pw)
         if any(amsgrad):
             pa, va = _split_by(amsgrad, params, v)
             torch._foreach_maximum_(self.get_state(pa, "max_exp_avg_sq"), va)
@@ -120,10 +128,7 @@ class CenteredEMASquared(TensorTransform):
         m, v = self.get_state(params, "exp_avg", "exp_avg_sq")
         b = scalar_or_list(beta)
         torch._foreach_lerp_(m, tensors, [1 - x for x in beta] if isinstance(b, list) else 1 - b)
-        for p_ in set(pw):
-            sel = [q == p_ for q in pw]
-            t, vv, bb = _split_by(sel, tensors, v, beta)
-            ema_sq_(t, vv, scalar_or_list(bb), None, pow=p_)
+        _ema_sq_grouped(ema_sq_, tensors, v, beta, pw)
         if any(amsgrad):
             pa, ma, va = _split_by(amsgrad, params, m, v)
             c = torch._foreach_addcmul(va, ma, ma, value=-1)

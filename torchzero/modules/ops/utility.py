@@ -28,23 +28,41 @@ class Clone(Module):
 
 class Identity(Module):
     """Returns the objective unchanged; accepts and ignores any arguments (a placeholder where a
-    module is expected)."""
+    module is expected). Its Hessian approximation (:meth:`get_H`) is the identity matrix, for
+    trust-region methods that want one."""
 
     def __init__(self, *args, **kwargs):
         super().__init__()
 
     def apply(self, objective: Objective) -> Objective:
         return objective
+
+    def get_H(self, objective: Objective | None = None):
+        return _identity_operator(objective)
 
 
 class Noop(Module):
-    """Returns the objective unchanged; accepts and ignores any arguments (same as :class:`Identity`)."""
+    """Returns the objective unchanged; accepts and ignores any arguments (same as :class:`Identity`,
+    including the identity Hessian approximation)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__()
 
     def apply(self, objective: Objective) -> Objective:
         return objective
+
+    def get_H(self, objective: Objective | None = None):
+        return _identity_operator(objective)
+
+
+def _identity_operator(objective: Objective | None):
+    """``I`` over all parameters as one vector (of unknown size without an objective)."""
+    from ...linalg import ScaledIdentity
+    if objective is None:
+        return ScaledIdentity(1.0)
+    params = objective.params
+    n = sum(p.numel() for p in params)
+    return ScaledIdentity(1.0, n, params[0].device, params[0].dtype)
 
 
 class Fill(Module):

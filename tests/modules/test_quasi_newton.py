@@ -1,0 +1,299 @@
+"""Full-matrix and diagonal quasi-Newton methods (issue 8): secant conditions, convergence, get_H, options."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import torchzero as tz
+from torchzero.linalg import BlockDiagonal, Dense, DenseInverse, Diagonal
+
+DT = torch.float64
+
+
+def _quadratic(n: int = 8, cond: float = 30.0, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=DT))
+    A = q @ torch.diag(torch.logspace(0, math.log10(cond), n, dtype=DT)) @ q.T
+    b = torch.randn(n, generator=g, dtype=DT)
+    x = torch.zeros(n, dtype=DT, requires_grad=True)
+    return x, A, b, (lambda: 0.5 * x @ A @ x - b @ x)
+
+
+def _rosenbrock():
+    x = torch.tensor([-1.1, 2.5], dtype=DT, requires_grad=True)
+    return x, lambda: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+
+
+def _run(opt: torch.optim.Optimizer, f, steps: int) -> list[float]:
+    losses = []
+
+    def closure(backward: bool = True):
+        loss = f()
+        if backward:
+            opt.zero_grad()
+            loss.backward()
+        return loss
+
+    for _ in range(steps):
+        losses.append(float(opt.step(closure).detach()))
+    return losses
+
+
+def _rand_problem(n: int = 6, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(n, n, generator=g, dtype=DT)
+    H = A @ A.T / n + torch.eye(n, dtype=DT)
+    s = torch.randn(n, generator=g, dtype=DT)
+    y = s + 0.3 * torch.randn(n, generator=g, dtype=DT)
+    p_prev = torch.randn(n, generator=g, dtype=DT)
+    g_prev = torch.randn(n, generator=g, dtype=DT)
+    return H, s, y, p_prev + s, g_prev + y, p_prev, g_prev
+
+
+# methods whose inverse update satisfies H+ y = s exactly
+SECANT_INVERSE = ["BFGS", "DFP", "SR1", "BroydenGood", "BroydenBad", "Greenstadt1", "Greenstadt2", "McCormick",
+                  "Pearson", "ICUM", "ThomasOptimalMethod", "Horisho", "FletcherVMM"]
+# methods with a direct form satisfying B+ s = y
+SECANT_DIRECT = ["BFGS", "DFP", "SR1", "BroydenGood", "BroydenBad", "PSB"]
+
+
+@pytest.mark.parametrize("name", SECANT_INVERSE)
+def test_inverse_secant_condition(name: str) -> None:
+    m = getattr(tz.m, name)()
+    H, s, y, p, g, p_prev, g_prev = _rand_problem()
+    state: dict = {}
+    for k in range(3):  # a few consecutive updates (Thomas keeps extra state)
+        H = m.update_H(H, s, y, p, g, p_prev, g_prev, state, dict(m.defaults))
+        torch.testing.assert_close(H @ y, s, rtol=1e-9, atol=1e-9)
+        _, s, y, p, g, p_prev, g_prev = _rand_problem(seed=k + 1)
+
+
+@pytest.mark.parametrize("name", SECANT_DIRECT)
+def test_direct_secant_condition(name: str) -> None:
+    m = getattr(tz.m, name)(inverse=False)
+    B, s, y, p, g, p_prev, g_prev = _rand_problem()
+    B = m.update_B(B, s, y, p, g, p_prev, g_prev, {}, dict(m.defaults))
+    torch.testing.assert_close(B @ s, y, rtol=1e-9, atol=1e-9)
+
+
+def test_bfgs_inverse_and_direct_forms_agree() -> None:
+    H, s, y, p, g, p_prev, g_prev = _rand_problem()
+    Hn = tz.m.BFGS().update_H(H.clone(), s, y, p, g, p_prev, g_prev, {}, dict(tz.m.BFGS().defaults))
+    Bn = tz.m.BFGS(inverse=False).update_B(torch.linalg.inv(H), s, y, p, g, p_prev, g_prev, {}, dict(tz.m.BFGS().defaults))
+    torch.testing.assert_close(Hn @ Bn, torch.eye(6, dtype=DT), rtol=1e-9, atol=1e-9)
+
+
+def test_shor_r_dilates_along_hy() -> None:
+    H, s, y, p, g, p_prev, g_prev = _rand_problem()
+    m = tz.m.ShorR(alpha=0.5)
+    Hn = m.update_H(H.clone(), s, y, p, g, p_prev, g_prev, {}, dict(m.defaults))
+    # y^T H+ y = alpha^2 y^T H y; vectors with y^T H v = 0 are untouched
+    torch.testing.assert_close(y @ Hn @ y, 0.25 * (y @ H @ y))
+    v = torch.linspace(-1, 1, 6, dtype=DT)
+    v = v - (y @ H @ v) / (y @ H @ y) * y
+    torch.testing.assert_close(Hn @ v, H @ v)
+
+
+def test_projected_newton_raphson_annihilates_y() -> None:
+    H, s, y, p, g, p_prev, g_prev = _rand_problem()
+    m = tz.m.ProjectedNewtonRaphson()
+    state: dict = {}
+    Hn = m.update_H(H.clone(), s, y, p, g, p_prev, g_prev, state, dict(m.defaults))
+    torch.testing.assert_close(Hn @ y, torch.zeros(6, dtype=DT), atol=1e-12, rtol=0)
+    # the restart matrix R satisfies the secant condition
+    torch.testing.assert_close(state["R"] @ y, s)
+
+
+def test_bfgs_unit_step_converges_superlinearly_on_quadratic() -> None:
+    x, A, b, f = _quadratic()
+    xstar = torch.linalg.solve(A, b)
+    opt = tz.Optimizer([x], tz.m.BFGS(), tz.m.StepSize(1.0))
+    errs = []
+    for _ in range(25):
+        _run(opt, f, 1)
+        errs.append(float((x.detach() - xstar).norm()))
+    assert errs[-1] < 1e-8
+    # superlinear: the error ratio goes to zero
+    tail = [b_ / a_ for a_, b_ in zip(errs, errs[1:]) if a_ > 1e-12][-3:]
+    assert max(tail) < 0.3, tail
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("BFGS", {}), ("BFGS", {"inverse": False}), ("SR1", {}), ("SR1", {"inverse": False}), ("Horisho", {}), ("FletcherVMM", {}), ("ThomasOptimalMethod", {}), ("BroydenGood", {}),
+    ("McCormick", {}), ("Pearson", {}), ("Greenstadt2", {}),
+])
+def test_converges_on_ill_conditioned_quadratic(name: str, kwargs: dict) -> None:
+    x, A, b, f = _quadratic(n=6, cond=1e3, seed=1)
+    opt = tz.Optimizer([x], getattr(tz.m, name)(**kwargs), tz.m.StepSize(0.5))
+    fstar = float(-0.5 * b @ torch.linalg.solve(A, b))
+    losses = _run(opt, f, 80)
+    assert losses[-1] - fstar < 1e-6 * max(1.0, abs(fstar)), (losses[0], losses[-1], fstar)
+
+
+@pytest.mark.parametrize("name, kwargs, kind", [
+    ("BFGS", {}, DenseInverse), ("BFGS", {"inverse": False}, Dense), ("SR1", {"inverse": False}, Dense),
+    ("PSB", {}, Dense), ("ThomasOptimalMethod", {}, DenseInverse),
+])
+def test_get_H_is_consistent_with_the_step(name: str, kwargs: dict, kind: type) -> None:
+    """The step of every iteration solves ``B d = g`` with the operator ``get_H`` returns after it."""
+    x, A, b, f = _quadratic(n=5)
+    m = getattr(tz.m, name)(**kwargs)
+    opt = tz.Optimizer([x], m, tz.m.StepSize(1.0))
+    for _ in range(4):
+        x0 = x.detach().clone()
+        opt.zero_grad()
+        f().backward()
+        g = x.grad.detach().clone()
+        _run(opt, f, 1)
+        d = x0 - x.detach()
+        H = m.get_H()
+        assert isinstance(H, kind) and H.size() == 5
+        torch.testing.assert_close(H.solve(g), d, rtol=1e-7, atol=1e-10)
+        torch.testing.assert_close(H.matvec(d), g, rtol=1e-7, atol=1e-10)
+
+
+def test_get_H_matches_the_preconditioner() -> None:
+    x, A, b, f = _quadratic(n=5)
+    m = tz.m.BFGS()
+    opt = tz.Optimizer([x], m, tz.m.StepSize(1.0))
+    _run(opt, f, 3)
+    H = m.get_H()
+    # the next step's preconditioner is the state after the update of that step: recompute it by hand
+    st = m.state[m._fake_params["__concat"][0]]
+    torch.testing.assert_close(H.solve(torch.ones(5, dtype=DT)), st["H"] @ torch.ones(5, dtype=DT))
+    torch.testing.assert_close(H.to_tensor() @ st["H"], torch.eye(5, dtype=DT))
+
+
+def test_get_H_per_parameter_is_block_diagonal() -> None:
+    a = torch.tensor([1.0, 2.0], dtype=DT, requires_grad=True)
+    c = torch.tensor([[0.5]], dtype=DT, requires_grad=True)
+    m = tz.m.DFP(concat_params=False)
+    opt = tz.Optimizer([a, c], m, tz.m.StepSize(0.1))
+    assert m.get_H() is None
+    _run(opt, lambda: (a ** 2).sum() + 3 * (c ** 2).sum() + (a.sum() * c.sum()) ** 2, 4)
+    H = m.get_H()
+    assert isinstance(H, BlockDiagonal) and H.size() == 3
+    dense = H.to_tensor()
+    assert dense[:2, 2].abs().max() == 0 and dense[2, :2].abs().max() == 0
+
+
+def test_sr1_auto_first_update_is_skipped() -> None:
+    """Reference bug: with init_scale='auto' the first SR1 denominator is rounding noise and the step explodes."""
+    x, A, b, f = _quadratic(n=10, cond=100)
+    m = tz.m.SR1()
+    opt = tz.Optimizer([x], m, tz.m.StepSize(0.5))
+    _run(opt, f, 2)
+    H = m.state[m._fake_params["__concat"][0]]["H"]
+    # the first update was skipped: H is the auto-scaled identity
+    torch.testing.assert_close(H, H[0, 0] * torch.eye(10, dtype=DT))
+    assert float(x.detach().abs().max()) < 10
+    losses = _run(opt, f, 40)
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("name", ["FletcherVMM", "Greenstadt1", "Greenstadt2", "Horisho", "ICUM", "McCormick", "Pearson",
+                                  "ThomasOptimalMethod"])
+def test_inverse_only_methods_reject_direct_form(name: str) -> None:
+    with pytest.raises(ValueError, match="inverse"):
+        getattr(tz.m, name)(inverse=False)
+
+
+def test_psb_has_only_a_direct_form() -> None:
+    with pytest.raises(ValueError, match="inverse"):
+        tz.m.PSB(inverse=True)
+    assert isinstance(tz.m.PSB().get_H(), type(None))
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="restart_interval"):
+        tz.m.BFGS(restart_interval=0)
+    with pytest.raises(TypeError, match="init_scale"):
+        tz.m.BFGS(init_scale="big")  # type: ignore[arg-type]
+
+
+def test_init_scale_sets_the_first_step() -> None:
+    x, A, b, f = _quadratic(n=4)
+    opt = tz.Optimizer([x], tz.m.BFGS(init_scale=4.0), tz.m.StepSize(1.0))
+    opt.zero_grad()
+    f().backward()
+    g = x.grad.detach().clone()
+    _run(opt, f, 1)
+    torch.testing.assert_close(x.detach(), -g / 4)
+
+
+def test_scale_first_divides_by_l1_norm() -> None:
+    x, A, b, f = _quadratic(n=4)
+    x.data.fill_(3.0)
+    opt = tz.Optimizer([x], tz.m.BFGS(scale_first=True), tz.m.StepSize(1.0))
+    opt.zero_grad()
+    f().backward()
+    g = x.grad.detach().clone()
+    _run(opt, f, 1)
+    torch.testing.assert_close(x.detach(), 3.0 - g / g.abs().sum())
+
+
+def test_restart_interval_resets_to_scaled_identity() -> None:
+    x, A, b, f = _quadratic(n=6)
+    m = tz.m.BFGS(restart_interval=3)
+    opt = tz.Optimizer([x], m, tz.m.StepSize(0.5))
+    _run(opt, f, 3)
+    H = m.state[m._fake_params["__concat"][0]]["H"]
+    torch.testing.assert_close(H, H[0, 0] * torch.eye(6, dtype=DT))
+    _run(opt, f, 1)
+    H = m.state[m._fake_params["__concat"][0]]["H"]
+    assert not torch.allclose(H, H[0, 0] * torch.eye(6, dtype=DT))
+
+
+def test_update_freq_and_beta_change_the_trajectory() -> None:
+    def traj(**kw):
+        x, A, b, f = _quadratic(n=6)
+        opt = tz.Optimizer([x], tz.m.BFGS(**kw), tz.m.StepSize(0.5))
+        _run(opt, f, 6)
+        return x.detach().clone()
+    base = traj()
+    for kw in [{"update_freq": 2}, {"beta": 0.5}, {"ptol": 10.0}, {"gtol": 10.0}, {"tol": 1e3}]:
+        assert not torch.allclose(traj(**kw), base), kw
+    # skipping every update leaves plain gradient descent
+    x, A, b, f = _quadratic(n=6)
+    opt = tz.Optimizer([x], tz.m.BFGS(gtol=1e9), tz.m.StepSize(0.01))
+    _run(opt, f, 3)
+    x2, *_rest, f2 = _quadratic(n=6)
+    opt2 = tz.Optimizer([x2], tz.m.StepSize(0.01))
+    _run(opt2, f2, 3)
+    torch.testing.assert_close(x.detach(), x2.detach())
+
+
+def test_inner_output_is_preconditioned() -> None:
+    x, A, b, f = _quadratic(n=4)
+    m = tz.m.BFGS(init_scale=2.0, inner=tz.m.StepSize(3.0))
+    opt = tz.Optimizer([x], m, tz.m.StepSize(1.0))
+    opt.zero_grad()
+    f().backward()
+    g = x.grad.detach().clone()
+    _run(opt, f, 1)
+    torch.testing.assert_close(x.detach(), -3 * g / 2)
+
+
+def _has(*names: str) -> bool:
+    return all(n in tz.m.implemented() for n in names)
+
+
+@pytest.mark.skipif(not _has("Backtracking"), reason="line searches are not implemented yet")
+@pytest.mark.parametrize("name, steps", [("BFGS", 100), ("SR1", 300), ("Horisho", 150), ("FletcherVMM", 100)])
+def test_rosenbrock_with_backtracking(name: str, steps: int) -> None:
+    x, f = _rosenbrock()
+    opt = tz.Optimizer([x], getattr(tz.m, name)(), tz.m.Backtracking())
+    losses = _run(opt, f, steps)
+    assert losses[-1] < 1e-6, losses[-1]
+
+
+@pytest.mark.skipif(not _has("StrongWolfe"), reason="line searches are not implemented yet")
+def test_bfgs_strong_wolfe_rosenbrock() -> None:
+    x, f = _rosenbrock()
+    opt = tz.Optimizer([x], tz.m.BFGS(), tz.m.StrongWolfe())
+    losses = _run(opt, f, 60)
+    assert losses[-1] < 1e-10, losses[-1]
+
+

@@ -1,0 +1,14 @@
+"""Quasi-Newton methods: full-matrix and diagonal Hessian approximations, limited-memory methods."""
+# -- full-matrix and diagonal quasi-Newton (issue 8) --
+from .base import HessianUpdateStrategy
+from .quasi_newton import (
+    BFGS, DFP, ICUM, PSB, SR1, BroydenBad, BroydenGood, FletcherVMM, Greenstadt1, Greenstadt2, Horisho, McCormick,
+    Pearson, ProjectedNewtonRaphson, ShorR, ThomasOptimalMethod,
+)
+
+__all__ = [
+    # -- full-matrix and diagonal quasi-Newton (issue 8) --
+    "HessianUpdateStrategy", "BFGS", "DFP", "SR1", "BroydenGood", "BroydenBad", "Greenstadt1", "Greenstadt2",
+    "McCormick", "Pearson", "ICUM", "ThomasOptimalMethod", "Horisho", "FletcherVMM", "PSB", "ShorR",
+    "ProjectedNewtonRaphson",
+]
