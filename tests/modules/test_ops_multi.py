@@ -144,3 +144,15 @@ def test_graft_converges_on_a_quadratic():
         loss.backward()
         opt.step()
     assert float((x.detach() ** 2).sum()) < 1e-3
+
+
+@pytest.mark.parametrize("mods, want", [
+    (lambda: [M.SubModules(M.Identity(), M.Fill(1.0), alpha=1.0)], [1 - 2.0, 1 - 1.0]),
+    (lambda: [M.SubModules(M.Identity(), 1.0, alpha=1.0)], [1 - 2.0, 1 - 1.0]),
+    (lambda: [M.Sub(M.Fill(1.0), alpha=1.0)], [1 - 2.0, 1 - 1.0]),
+    (lambda: [M.Graft(M.Fill(1.0), M.Mul(3.0), strength=1.0)], [1 + 2.0 * 2, 3.0]),
+])
+def test_per_parameter_alpha_and_strength(mods, want):
+    g = [[torch.tensor([1.0]), torch.tensor([1.0])]]
+    out = run_steps(mods(), g, groups=[dict(alpha=2.0, strength=2.0), dict()])
+    torch.testing.assert_close(out[0], torch.tensor(want))
