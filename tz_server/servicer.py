@@ -224,14 +224,20 @@ class Servicer:
 
     def _push(self, s: SessionHandle, start: pb.StepStart, it: Iterator[Any]) -> Any:
         check_layout(start.grads, s.layout, "grads")
-        grads = read_payload(it, s.layout, "grads")
-        if not s.config.allow_nonfinite:
-            check_finite(grads, "grads")
-        loss = None
-        if start.HasField("loss"):
-            loss = loss_from_proto(start.loss, "loss")
-            check_loss(loss, "loss", finite=not s.config.allow_nonfinite)
-        return s.push(start.step, start.rank, to_device(grads, torch.device(s.config.device)), loss)
+        take = getattr(s, "take_buffers", None)
+        bufs = take() if take is not None else None
+        try:
+            grads = read_payload(it, s.layout, "grads", bufs)
+            if not s.config.allow_nonfinite:
+                check_finite(grads, "grads")
+            loss = None
+            if start.HasField("loss"):
+                loss = loss_from_proto(start.loss, "loss")
+                check_loss(loss, "loss", finite=not s.config.allow_nonfinite)
+            return s.push(start.step, start.rank, to_device(grads, torch.device(s.config.device)), loss)
+        finally:
+            if bufs is not None:
+                s.return_buffers(bufs)
 
     def _closure(self, s: SessionHandle, start: pb.StepStart, it: Iterator[Any]) -> Any:
         """Runs the step on a helper thread; its evaluation calls go out through this stream."""

@@ -14,9 +14,10 @@ from .errors import Aborted, InvalidArgument
 LayoutT = list[tuple[tuple[int, ...], torch.dtype]]
 
 
-def read_payload(it: Iterator[Any], layout: LayoutT, where: str, pin: bool = False) -> list[torch.Tensor]:
-    """Reads chunk messages from ``it`` into new CPU tensors shaped by ``layout``."""
-    out = [torch.empty(shape, dtype=dtype, pin_memory=pin) for shape, dtype in layout]
+def read_payload(it: Iterator[Any], layout: LayoutT, where: str, out: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """Reads chunk messages from ``it`` into ``out`` (or new CPU tensors) shaped by ``layout``."""
+    if out is None:
+        out = [torch.empty(shape, dtype=dtype) for shape, dtype in layout]
     reader = PayloadReader(out, where)
     while not reader.done:
         try:
@@ -35,7 +36,7 @@ def read_payload(it: Iterator[Any], layout: LayoutT, where: str, pin: bool = Fal
 def to_device(tensors: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
     if device.type == "cpu":
         return tensors
-    return [t.to(device, non_blocking=True) for t in tensors]
+    return [t.to(device) for t in tensors]
 
 
 def payload_chunks(tensors: list[torch.Tensor]) -> Iterator[Any]:

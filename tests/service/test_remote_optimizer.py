@@ -42,6 +42,33 @@ def test_gradient_push_matches_local_bit_for_bit(deployment):
     remote.close()
 
 
+CHAINS = {
+    "previous": lambda: [tz.m.Previous(), tz.m.LR(0.1)],        # keeps last step's gradient
+    "lbfgs": lambda: [tz.m.LBFGS(), tz.m.LR(0.05)],             # keeps gradient history
+    "heavyball-cautious": lambda: [tz.m.HeavyBall(), tz.m.Cautious(), tz.m.LR(0.05)],
+}
+
+
+@pytest.mark.parametrize("chain", sorted(CHAINS))
+def test_stateful_chains_over_gradient_push(deployment, chain):
+    """Modules that keep gradients in their state are not disturbed by reused receive buffers."""
+    try:
+        CHAINS[chain]()
+    except NotImplementedError:
+        pytest.skip(f"{chain} not implemented yet")
+    X, y = data()
+    remote_model, local_model = make_model(), make_model()
+    remote = RemoteOptimizer(remote_model.parameters(), *CHAINS[chain](), address=deployment.address)
+    local = tz.Optimizer(local_model.parameters(), *CHAINS[chain]())
+    for _ in range(6):
+        for model, opt in ((remote_model, remote), (local_model, local)):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(X), y).backward()
+            opt.step()
+        assert_same(list(remote_model.parameters()), list(local_model.parameters()))
+    remote.delete_session()
+
+
 def closure_for(model: torch.nn.Module, opt: torch.optim.Optimizer, X: torch.Tensor, y: torch.Tensor):
     def closure(backward: bool = True) -> torch.Tensor:
         loss = torch.nn.functional.mse_loss(model(X), y)

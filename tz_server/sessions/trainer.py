@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -75,8 +76,29 @@ class TrainSession(Session):
         self._pushed: dict[int, list[torch.Tensor]] = {}
         self._losses: dict[int, Any] = {}
         self._last_loss: Any = None
+        self._pool: list[list[torch.Tensor]] = []
+        self._pool_lock = threading.Lock()
         if state is None:
             self.save(force=True)
+
+    # -- receive buffers ---------------------------------------------------------------------------
+    # Gradients are received into buffers that are reused from step to step: touching fresh memory
+    # for every push costs more than moving the bytes on many machines.
+    def take_buffers(self) -> list[torch.Tensor]:
+        """CPU tensors shaped like the parameters to receive a push into (pinned for CUDA sessions)."""
+        with self._pool_lock:
+            if self._pool:
+                return self._pool.pop()
+        pin = self.device.type == "cuda"
+        return [torch.empty(shape, dtype=dtype, pin_memory=pin) for shape, dtype in self.layout]
+
+    def return_buffers(self, bufs: list[torch.Tensor]) -> None:
+        """Hands receive buffers back, unless a module kept a reference to them in its state."""
+        if self.device.type == "cpu" and _referenced(self.opt.unrolled_modules, bufs):
+            return
+        with self._pool_lock:
+            if len(self._pool) <= self.workers:
+                self._pool.append(bufs)
 
     def _check_step(self, step: int) -> StepOutcome | None:
         """None if ``step`` is the one to run now; the replay outcome if it is already done."""
@@ -187,3 +209,22 @@ class TrainSession(Session):
                     except Exception as e:
                         log.error("final checkpoint of %s failed: %s", self.name, e)
         super().close(delete)
+
+
+def _referenced(modules: Sequence[Any], tensors: Sequence[torch.Tensor]) -> bool:
+    """Whether any module's state holds a tensor sharing memory with ``tensors``."""
+    ptrs = {t.untyped_storage().data_ptr() for t in tensors}
+
+    def has(v: Any) -> bool:
+        if isinstance(v, torch.Tensor):
+            return v.untyped_storage().data_ptr() in ptrs
+        if isinstance(v, (list, tuple)):
+            return any(has(x) for x in v)
+        if isinstance(v, dict):
+            return any(has(x) for x in v.values())
+        return False
+
+    for m in modules:
+        if any(has(st) for st in m.state.values()) or has(m.global_state):
+            return True
+    return False
