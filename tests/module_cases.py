@@ -85,6 +85,12 @@ CASES: dict[str, ModuleCase] = {
     "ExpHomotopy": ModuleCase(lambda: [tz.m.LogHomotopy(), tz.m.ExpHomotopy(), tz.m.LR(1e-2)], needs_closure=True),
     "LogHomotopy": ModuleCase(lambda: [tz.m.LogHomotopy(), tz.m.LR(1e-2)], needs_closure=True),
     "GradientAccumulation": ModuleCase(lambda: [tz.m.GradientAccumulation(2), tz.m.LR(1e-2)]),
+    "PerturbWeights": ModuleCase(lambda: [tz.m.PerturbWeights(alpha=0.05), tz.m.LR(1e-2)], needs_closure=True),
+    "WeightDropout": ModuleCase(lambda: [tz.m.WeightDropout(0.2), tz.m.LR(1e-2)], needs_closure=True),
+    "Dropout": ModuleCase(lambda: [tz.m.Dropout(0.3, graft=True), tz.m.LR(1e-2)]),
+    "RandomReinitialize": ModuleCase(lambda: [tz.m.RandomReinitialize(p_reinit=0.7, p_weights=0.5, store_every=2, beta=0.5, seed=0), tz.m.LR(1e-2)], skip={"closure": "without a closure the gradient was computed before the weights were reset"}),
+    "EscapeAnnealing": ModuleCase(lambda: [tz.m.LR(1e-2), tz.m.EscapeAnnealing(max_region=0.5, max_iter=20, tol=10.0, n_tol=1)], needs_closure=True),
+    "SVRG": ModuleCase(lambda: [tz.m.SVRG(2, accum_steps=1), tz.m.LR(1e-2)], needs_closure=True, steps=5),
     # -- ops (issue 6) --
     "Add": ModuleCase(lambda: [tz.m.Add(tz.m.Mul(0.5), alpha=2), tz.m.Add(0.1), tz.m.LR(1e-2)]),
     "Sub": ModuleCase(lambda: [tz.m.Sub(tz.m.Sign(), alpha=0.5), tz.m.Sub(0.1), tz.m.LR(1e-2)]),

@@ -1,0 +1,4 @@
+"""Variance reduction: SVRG."""
+from .svrg import SVRG
+
+__all__ = ["SVRG"]
