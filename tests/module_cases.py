@@ -35,6 +35,8 @@ CASES: dict[str, ModuleCase] = {
     "LR": ModuleCase(lambda: [tz.m.LR(1e-2)]),
     "StepSize": ModuleCase(lambda: [tz.m.StepSize(1e-2)]),
     "Adam": ModuleCase(lambda: [tz.m.Adam(amsgrad=True), tz.m.LR(1e-2)]),
+    # -- wrappers (issue 6) --
+    "Wrap": ModuleCase(lambda: [tz.m.Wrap(__import__("torch").optim.Adam, lr=1.0, betas=(0.8, 0.99)), tz.m.LR(1e-2)]),
     # -- quasi_newton: full-matrix and diagonal methods (issue 8) --
     "BFGS": ModuleCase(lambda: [tz.m.BFGS(concat_params=False, scale_first=True), tz.m.LR(1e-2)]),
     "SR1": ModuleCase(lambda: [tz.m.SR1(inverse=False), tz.m.LR(1e-2)]),

@@ -1,0 +1,4 @@
+"""Wrappers: other optimizers as modules."""
+from .optim_wrapper import Wrap
+
+__all__ = ["Wrap"]
