@@ -10,7 +10,7 @@ import torch
 import torchzero as tz
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _ops_helpers import apply, flat, randn, run_steps  # noqa: E402
+from _ops_helpers import apply, randn, run_steps  # noqa: E402
 
 M = tz.m
 
