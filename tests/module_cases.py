@@ -141,6 +141,33 @@ CASES: dict[str, ModuleCase] = {
     "CenteredSqrtEMASquared": ModuleCase(lambda: [tz.m.CenteredSqrtEMASquared(amsgrad=True, debiased=True), tz.m.LR(1e-2)]),
     "SqrtEMASquared": ModuleCase(lambda: [tz.m.SqrtEMASquared(amsgrad=True, debiased=True), tz.m.LR(1e-2)]),
     "AccumulateMean": ModuleCase(lambda: [tz.m.AccumulateMean(decay=0.1), tz.m.LR(1e-2)]),
+    # -- momentum / clipping / weight_decay / smoothing (issue 7) --
+    "EMA": ModuleCase(lambda: [tz.m.EMA(0.8, dampening=0.1, debias=True), tz.m.LR(1e-2)]),
+    "HeavyBall": ModuleCase(lambda: [tz.m.HeavyBall(0.9), tz.m.LR(1e-2)]),
+    "NAG": ModuleCase(lambda: [tz.m.NAG(0.9, dampening=0.1), tz.m.LR(1e-2)]),
+    "Averaging": ModuleCase(lambda: [tz.m.Averaging(3), tz.m.LR(1e-2)]),
+    "MedianAveraging": ModuleCase(lambda: [tz.m.MedianAveraging(4), tz.m.LR(1e-2)]),
+    "WeightedAveraging": ModuleCase(lambda: [tz.m.WeightedAveraging([0.5, 1.0, 2.0]), tz.m.LR(1e-2)]),
+    "Cautious": ModuleCase(lambda: [tz.m.HeavyBall(), tz.m.Cautious(normalize=True), tz.m.LR(1e-2)]),
+    "UpdateGradientSignConsistency": ModuleCase(lambda: [tz.m.HeavyBall(), tz.m.UpdateGradientSignConsistency(normalize=True), tz.m.LR(1e-2)]),
+    "ScaleByGradCosineSimilarity": ModuleCase(lambda: [tz.m.HeavyBall(), tz.m.ScaleByGradCosineSimilarity(), tz.m.LR(1e-2)]),
+    "IntermoduleCautious": ModuleCase(lambda: [tz.m.IntermoduleCautious(tz.m.HeavyBall(), tz.m.EMA(0.5), mode="grad"), tz.m.LR(1e-2)]),
+    "ScaleModulesByCosineSimilarity": ModuleCase(lambda: [tz.m.ScaleModulesByCosineSimilarity(tz.m.HeavyBall(), tz.m.EMA(0.5)), tz.m.LR(1e-2)]),
+    "ClipValue": ModuleCase(lambda: [tz.m.ClipValue(0.5), tz.m.LR(1e-2)]),
+    "ClipNorm": ModuleCase(lambda: [tz.m.ClipNorm(1.0, dim=0), tz.m.ClipNorm(2.0, dim="global"), tz.m.LR(1e-2)]),
+    "Normalize": ModuleCase(lambda: [tz.m.Normalize(2.0, ord="mad", dim=-1, inverse_dims=True), tz.m.LR(1e-2)]),
+    "Centralize": ModuleCase(lambda: [tz.m.Centralize(dim=0, inverse_dims=True, min_size=1), tz.m.LR(1e-2)]),
+    "ClipNormByEMA": ModuleCase(lambda: [tz.m.ClipNormByEMA(0.5, max_ema_growth=1.2), tz.m.LR(1e-2)]),
+    "NormalizeByEMA": ModuleCase(lambda: [tz.m.NormalizeByEMA(0.5, tensorwise=False), tz.m.LR(1e-2)]),
+    "ClipValueByEMA": ModuleCase(lambda: [tz.m.ClipValueByEMA(0.5, init=1.0, exp_avg_tfm=tz.m.HeavyBall(0.5)), tz.m.LR(1e-2)]),
+    "ClipNormGrowth": ModuleCase(lambda: [tz.m.ClipNormGrowth(add=0.5, mul=1.2), tz.m.LR(1e-2)]),
+    "ClipValueGrowth": ModuleCase(lambda: [tz.m.ClipValueGrowth(mul=1.2), tz.m.LR(1e-2)]),
+    "WeightDecay": ModuleCase(lambda: [tz.m.WeightDecay(0.1), tz.m.LR(1e-2)]),
+    "CautiousWeightDecay": ModuleCase(lambda: [tz.m.HeavyBall(), tz.m.CautiousWeightDecay(0.1), tz.m.LR(1e-2)]),
+    # the gradient is computed (by HeavyBall) before the parameters are decayed, with or without a closure
+    "DirectWeightDecay": ModuleCase(lambda: [tz.m.HeavyBall(), tz.m.DirectWeightDecay(0.1), tz.m.LR(1e-2)]),
+    "RelativeWeightDecay": ModuleCase(lambda: [tz.m.HeavyBall(), tz.m.RelativeWeightDecay(norm_input="grad", cautious=True), tz.m.LR(1e-2)]),
+    "LaplacianSmoothing": ModuleCase(lambda: [tz.m.LaplacianSmoothing(sigma=0.5, min_numel=2), tz.m.LR(1e-2)]),
 }
 
 ABSTRACT: dict[str, str] = {
