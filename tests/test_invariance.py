@@ -188,6 +188,7 @@ def test_state_dict_round_trip(name: str) -> None:
 
 def test_spec_round_trip(name: str) -> None:
     case = case_for(name)
+    _skip(case, "spec")
     mods = case.build()
     specs = json.loads(json.dumps([tz.to_spec(m) for m in mods]))
     rebuilt = [tz.from_spec(s) for s in specs]

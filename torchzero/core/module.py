@@ -204,6 +204,13 @@ class Module(ABC):
             inits = list(init)
         else:
             inits = [init] * len(all_keys)
+        if single and not must_exist and cls is list:
+            # fast path: every parameter already has the key
+            state = self.state
+            try:
+                return [state[p][all_keys[0]] for p in params]
+            except KeyError:
+                pass
         outs = [cls() for _ in all_keys]
         for i, p in enumerate(params):
             st = self.state[p]

@@ -53,7 +53,8 @@ class Objective:
         modular: "Optimizer | None" = None,
         storage: dict | None = None,
     ):
-        self.params: list[torch.Tensor] = list(params)
+        # kept as the same list object when it is one: per-step caches key on its identity
+        self.params: list[torch.Tensor] = params if isinstance(params, list) else list(params)
         self.closure = closure
         self.model = model
         self.current_step = current_step

@@ -1,6 +1,7 @@
 """:class:`Optimizer`: a ``torch.optim.Optimizer`` made of a chain of modules."""
 from __future__ import annotations
 
+import operator
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -63,6 +64,7 @@ class Optimizer(torch.optim.Optimizer):
         self.attrs: dict[str, Any] = {}
         self.should_terminate = False
         self._params_cache: list[torch.Tensor] | None = None
+        self._n_params = 0
         super().__init__(make_param_groups(params), defaults)
 
     # -- groups ---------------------------------------------------------------
@@ -81,6 +83,15 @@ class Optimizer(torch.optim.Optimizer):
         for m in self.modules:
             m._set_global_groups(mapping)
 
+    def _step_params(self) -> list[torch.Tensor]:
+        """Parameters with ``requires_grad``, as the same list object from step to step while unchanged."""
+        cached = self._params_cache
+        if cached is not None and all(map(_requires_grad, cached)) and len(cached) == self._n_params:
+            return cached
+        self._n_params = sum(len(g["params"]) for g in self.param_groups)
+        cached = self._params_cache = [p for g in self.param_groups for p in g["params"] if p.requires_grad]
+        return cached
+
     def _all_params(self) -> list[torch.Tensor]:
         return [p for g in self.param_groups for p in g["params"]]
 
@@ -89,7 +100,7 @@ class Optimizer(torch.optim.Optimizer):
         """One optimization step. ``closure(backward=True)`` (or a plain ``closure()``, or a batch
         evaluator) re-evaluates the loss when modules need it; without a closure the gradients
         already in ``p.grad`` are used."""
-        params = [p for g in self.param_groups for p in g["params"] if p.requires_grad]
+        params = self._step_params()
         if hasattr(closure, "evaluate_batch") and not isinstance(closure, BoundEvaluator):
             closure = BoundEvaluator(closure, params)  # type: ignore[arg-type]
         else:
@@ -183,6 +194,9 @@ class Optimizer(torch.optim.Optimizer):
 
     def __repr__(self) -> str:
         return f"Optimizer({', '.join(repr(m) for m in self.modules)})"
+
+
+_requires_grad = operator.attrgetter("requires_grad")
 
 
 def _is_plain(v: Any) -> bool:

@@ -25,7 +25,7 @@ _EMPTY: dict[str, Any] = {}
 class Settings:
     """Mapping ``parameter -> ChainMap`` of settings for one module."""
 
-    __slots__ = ("defaults", "overrides", "groups", "_cache", "_shared")
+    __slots__ = ("defaults", "overrides", "groups", "_cache", "_shared", "_layout")
 
     def __init__(self, defaults: dict[str, Any]):
         self.defaults = defaults
@@ -33,6 +33,8 @@ class Settings:
         self.groups: dict[torch.Tensor, dict[str, Any]] = {}
         self._cache: dict[torch.Tensor, ChainMap] = {}
         self._shared: dict[tuple[int, int], ChainMap] = {}
+        # (params list, distinct ChainMaps, index of each parameter's map) of the last call
+        self._layout: tuple[list, list[ChainMap], list[int]] | None = None
 
     def __getitem__(self, p: torch.Tensor) -> ChainMap:
         c = self._cache.get(p)
@@ -53,21 +55,38 @@ class Settings:
     def invalidate(self) -> None:
         self._cache.clear()
         self._shared.clear()
+        self._layout = None
 
     def values(self, params: Sequence[torch.Tensor], *keys: str) -> list[list[Any]]:
-        """For each key, the list of per-parameter values (resolved once per distinct ChainMap)."""
-        maps = [self[p] for p in params]
+        """For each key, the list of per-parameter values.
+
+        Keys are resolved once per distinct ChainMap (usually one per parameter group), and the
+        grouping is remembered for the same ``params`` list object (the optimizer hands the same
+        list to every step), so the per-step cost does not grow with the number of tensors in the
+        common case of a single group.
+        """
+        layout = self._layout
+        if layout is None or layout[0] is not params:
+            distinct: list[ChainMap] = []
+            where: dict[int, int] = {}
+            index = []
+            for p in params:
+                m = self[p]
+                i = where.get(id(m))
+                if i is None:
+                    i = where[id(m)] = len(distinct)
+                    distinct.append(m)
+                index.append(i)
+            layout = self._layout = (params, distinct, index)  # type: ignore[assignment]
+        _, distinct, index = layout
+        n = len(index)
         out: list[list[Any]] = []
         for k in keys:
-            seen: dict[int, Any] = {}
-            vals = []
-            for m in maps:
-                i = id(m)
-                v = seen.get(i, seen)
-                if v is seen:
-                    v = seen[i] = m[k]
-                vals.append(v)
-            out.append(vals)
+            if len(distinct) == 1:
+                out.append([distinct[0][k]] * n)
+            else:
+                vals = [m[k] for m in distinct]
+                out.append([vals[i] for i in index])
         return out
 
 
