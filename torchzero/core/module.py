@@ -133,18 +133,10 @@ class Module(ABC):
         from .functional import step as _step
         return _step(objective, child)
 
-    def inner_step_tensors(
-        self,
-        key: str,
-        tensors: list[torch.Tensor],
-        clone: bool,
-        params: Iterable[torch.Tensor] | None = None,
-        grads: Sequence[torch.Tensor] | None = None,
-        loss: torch.Tensor | None = None,
-        closure: Callable | None = None,
-        objective: "Objective | None" = None,
-        must_exist: bool = True,
-    ) -> list[torch.Tensor]:
+    def inner_step_tensors(self, key: str, tensors: list[torch.Tensor], clone: bool,
+                           params: Iterable[torch.Tensor] | None = None, grads: Sequence[torch.Tensor] | None = None,
+                           loss: torch.Tensor | None = None, closure: Callable | None = None,
+                           objective: "Objective | None" = None, must_exist: bool = True) -> list[torch.Tensor]:
         """Steps the child ``key`` on arbitrary ``tensors`` (e.g. an internal buffer) and returns the result.
 
         With ``params=None`` the child keys its state on stable stand-in parameters shaped like

@@ -42,17 +42,9 @@ class Objective:
         temp: scratch value handed from a module to the next one.
     """
 
-    def __init__(
-        self,
-        params: Sequence[torch.Tensor],
-        closure: Callable | None = None,
-        loss: torch.Tensor | None = None,
-        model: torch.nn.Module | None = None,
-        current_step: int = 0,
-        parent: "Objective | None" = None,
-        modular: "Optimizer | None" = None,
-        storage: dict | None = None,
-    ):
+    def __init__(self, params: Sequence[torch.Tensor], closure: Callable | None = None, loss: torch.Tensor | None = None,
+                 model: torch.nn.Module | None = None, current_step: int = 0, parent: "Objective | None" = None,
+                 modular: "Optimizer | None" = None, storage: dict | None = None):
         # kept as the same list object when it is one: per-step caches key on its identity
         self.params: list[torch.Tensor] = params if isinstance(params, list) else list(params)
         self.closure = closure

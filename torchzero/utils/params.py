@@ -70,13 +70,8 @@ def flatten_modules(modules: Iterable[Any]) -> list[Any]:
 
 def vec_to_tensors(vec: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """Splits a flat vector into tensors shaped like ``like`` (views into ``vec``)."""
-    out = []
-    i = 0
-    for t in like:
-        n = t.numel()
-        out.append(vec[i:i + n].view_as(t))
-        i += n
-    return out
+    sizes = [t.numel() for t in like]
+    return [chunk.view_as(t) for chunk, t in zip(vec.split(sizes), like)]
 
 
 def tensors_to_vec(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
