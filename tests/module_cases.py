@@ -35,6 +35,11 @@ CASES: dict[str, ModuleCase] = {
     "LR": ModuleCase(lambda: [tz.m.LR(1e-2)]),
     "StepSize": ModuleCase(lambda: [tz.m.StepSize(1e-2)]),
     "Adam": ModuleCase(lambda: [tz.m.Adam(amsgrad=True), tz.m.LR(1e-2)]),
+    # -- projections (issue 6) --
+    "VectorProjection": ModuleCase(lambda: [tz.m.VectorProjection([tz.m.Adam(), tz.m.LR(0.5), tz.m.NegateOnLossIncrease(True)]), tz.m.LR(1e-2)], needs_closure=True),
+    "ScalarProjection": ModuleCase(lambda: [tz.m.ScalarProjection(tz.m.Adam()), tz.m.LR(1e-2)]),
+    "To": ModuleCase(lambda: [tz.m.To(tz.m.Adam(), dtype=__import__("torch").float64), tz.m.LR(1e-2)]),
+    "ViewAsReal": ModuleCase(lambda: [tz.m.ViewAsReal([tz.m.Adam(), tz.m.GradSign()]), tz.m.LR(1e-2)]),
     # -- wrappers (issue 6) --
     "Wrap": ModuleCase(lambda: [tz.m.Wrap(__import__("torch").optim.Adam, lr=1.0, betas=(0.8, 0.99)), tz.m.LR(1e-2)]),
     # -- quasi_newton: full-matrix and diagonal methods (issue 8) --
@@ -171,6 +176,7 @@ CASES: dict[str, ModuleCase] = {
 }
 
 ABSTRACT: dict[str, str] = {
+    "ProjectionBase": "abstract base of the projections (issue 6)",
     "HessianUpdateStrategy": "abstract base of the quasi-Newton methods (issue 8)",
     "TerminationCriteriaBase": "abstract base of the termination criteria (issue 6)",
     "BinaryOperationBase": "abstract base of the binary ops (issue 6)",
