@@ -298,6 +298,9 @@ class _Last(TensorTransform):
 class LastDifference(_Last):
     """Difference of the last two updates: ``u_t - u_{t-1}`` (``u_{-1} = 0``)."""
 
+    def __init__(self):
+        super().__init__()
+
     def _combine(self, cur, last, state, setting):
         return cur - last
 
@@ -306,6 +309,9 @@ class LastProduct(_Last):
     """Elementwise product of the last two updates: ``u_t * u_{t-1}`` (``u_{-1} = 1``)."""
 
     _init_value = 1.0
+
+    def __init__(self):
+        super().__init__()
 
     def _combine(self, cur, last, state, setting):
         return cur * last
@@ -357,6 +363,9 @@ class LastAbsoluteRatio(_Last):
 class LastGradDifference(Module):
     """Difference of the last two gradients: ``g_t - g_{t-1}`` (``g_{-1} = 0``)."""
 
+    def __init__(self):
+        super().__init__()
+
     def update(self, objective: Objective) -> None:
         grads = objective.get_grads()
         for p, g in zip(objective.params, grads):
@@ -385,6 +394,9 @@ class HpuEstimate(TensorTransform):
     """
 
     inplace = False
+
+    def __init__(self):
+        super().__init__()
 
     def multi_tensor_update(self, tensors, params, grads, loss, states, settings):
         if "prev_params" not in states[0]:
@@ -535,6 +547,9 @@ class SaveBest(Module):
     ``opt.attrs`` holds ``best_params`` (copies of the best parameters), ``best_loss`` and
     ``load_best_params`` (call it to write the best parameters into the model).
     """
+
+    def __init__(self):
+        super().__init__()
 
     def apply(self, objective: Objective) -> Objective:
         params = objective.params

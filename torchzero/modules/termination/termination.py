@@ -65,6 +65,9 @@ class TerminationCriteriaBase(Module, ABC):
 class TerminateNever(TerminationCriteriaBase):
     """Never asks to stop (a placeholder where a criterion is expected)."""
 
+    def __init__(self):
+        super().__init__()
+
     def termination_criteria(self, objective: Objective) -> bool:
         return False
 
