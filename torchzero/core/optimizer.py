@@ -136,9 +136,10 @@ class Optimizer(torch.optim.Optimizer):
         return obj.loss_approx
 
     def reset(self) -> None:
-        """Clears the state of every module (e.g. between independent runs)."""
+        """Clears the state of every module and the termination flag (e.g. between independent runs)."""
         for m in self.modules:
             m.reset()
+        self.should_terminate = False
 
     # -- state -------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
