@@ -25,6 +25,16 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
 ]
+"""Client channel options: bounded messages, keepalive pings every 30 s (detects dead servers)."""
+
+SERVER_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
+    ("grpc.http2.max_ping_strikes", 0),
+]
+"""Server options: bounded messages; the clients' keepalive pings are welcome."""
 
 
 def _varint(n: int) -> bytes:

@@ -11,7 +11,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from tz_client.wire import CHANNEL_OPTIONS, SERVICE, server_handler
+from tz_client.wire import SERVER_OPTIONS, SERVICE, server_handler
 
 from .auth import TokenAuth
 from .backends import make_backend
@@ -71,7 +71,7 @@ class Server:
         self.metrics = Metrics(self.backend.list)
         interceptors = [TokenAuth(o.token)] if o.token else []
         self._grpc = grpc.server(ThreadPoolExecutor(o.max_workers, thread_name_prefix="tz-rpc"),
-                                 interceptors=interceptors, options=CHANNEL_OPTIONS,
+                                 interceptors=interceptors, options=SERVER_OPTIONS,
                                  maximum_concurrent_rpcs=o.max_workers * 4)
         self.servicer = Servicer(self.backend, self.metrics, o.max_params_bytes)
         self._grpc.add_generic_rpc_handlers((server_handler(self.servicer),))

@@ -1,0 +1,254 @@
+"""Ask/tell benchmark: evaluations per second and latency of a hosted 10-dimensional study,
+against Optuna (in memory and through its gRPC storage proxy) and Nevergrad, in the same run.
+
+Rows (the objective is a cheap quadratic, so the figures measure the service, not the function):
+  * one client, one trial per ask, SPSA (2 points per step), embedded server and server process;
+  * one client, batch asks of 16 (RandomizedFDM with 8 samples: 16 points per step);
+  * 1 / 4 / 16 client processes sharing one study whose steps have 16 points (each process asks
+    for its share), with a simulated evaluation cost (--eval-ms, default 1 ms);
+  * p50 latency of one ask + one tell after 100 and after 100,000 evaluations (--quick: 10,000);
+  * Optuna ask/tell in memory and through ``optuna.storages.GrpcStorageProxy`` (RandomSampler),
+    Nevergrad SPSA ask/tell in process.
+
+    .venv/bin/python benchmarks/ask_tell.py [--quick] [--seconds S]
+
+Targets (issue 4): >= 2,000 evals/s for one client over loopback, >= 10,000/s with batch asks of
+16; throughput rises with client processes; latency does not grow with history.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+DIM = 10
+
+
+def objective(x):  # works for tensors and numpy arrays
+    return float(((x - 0.5) ** 2).sum())
+
+
+def modules(kind: str):
+    import torchzero as tz
+    if kind == "spsa":
+        return [tz.m.SPSA(), tz.m.LR(1e-3)]
+    return [tz.m.RandomizedFDM(n_samples=8), tz.m.LR(1e-3)]
+
+
+def tz_loop(address: str, study_name: str, batch: int, seconds: float, client_id: str | None = None,
+            eval_ms: float = 0.0, ready=None) -> int:
+    """Asks / evaluates / tells (tell and next ask in one round trip) for ``seconds``; returns evaluations."""
+    import tz_client
+    client = tz_client.Client(address, client_id=client_id)
+    study = client.open_study(study_name)
+    if ready is not None:
+        ready()
+    n = 0
+    end = time.perf_counter() + seconds
+    trials = study.ask(n=batch)
+    while True:
+        if eval_ms:
+            time.sleep(eval_ms * len(trials) / 1e3)
+        losses = [objective(t.params) for t in trials]
+        n += len(trials)
+        if time.perf_counter() >= end:
+            study.tell(trials, losses)
+            break
+        trials = study.tell_and_ask(trials, losses, n=batch)
+        while not trials:
+            trials = study.ask(n=batch)
+    client.close()
+    return n
+
+
+def _client_proc(address: str, study_name: str, batch: int, seconds: float, eval_ms: float, start, ready, out) -> None:
+    def wait_for_start() -> None:
+        ready.put(1)
+        start.wait()
+    out.put(tz_loop(address, study_name, batch, seconds, f"proc-{os.getpid()}", eval_ms, wait_for_start))
+
+
+def tz_processes(address: str, study_name: str, n_procs: int, batch: int, seconds: float, eval_ms: float) -> float:
+    """Evaluations per second of ``n_procs`` client processes on one study (each asks ``batch``)."""
+    ctx = mp.get_context("spawn")
+    start, ready, out = ctx.Event(), ctx.Queue(), ctx.Queue()
+    procs = [ctx.Process(target=_client_proc, args=(address, study_name, batch, seconds, eval_ms, start, ready, out))
+             for _ in range(n_procs)]
+    for p in procs:
+        p.start()
+    for _ in procs:  # every process imported and connected
+        ready.get(timeout=600)
+    t0 = time.perf_counter()
+    start.set()
+    total = sum(out.get(timeout=600) for _ in procs)
+    took = time.perf_counter() - t0
+    for p in procs:
+        p.join()
+    return total / took
+
+
+def latency_p50(study, pairs: int) -> float:
+    import torch  # noqa: F401
+    samples = []
+    for _ in range(pairs):
+        t0 = time.perf_counter()
+        t = study.ask()
+        study.tell(t, objective(t.params))
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples) * 1e3
+
+
+def advance(study, target: int, batch: int = 16) -> None:
+    """Tells trials until the study has ``target`` evaluations."""
+    while study.info().evaluations < target:
+        trials = study.ask(n=batch)
+        for _ in range(50):
+            trials = study.tell_and_ask(trials, [objective(t.params) for t in trials], n=batch)
+        study.tell(trials, [objective(t.params) for t in trials])
+
+
+# -- baselines ----------------------------------------------------------------------------------
+def optuna_loop(storage, seconds: float) -> float:
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
+    import numpy as np
+    n = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        trial = study.ask()
+        x = np.array([trial.suggest_float(f"x{i}", -5, 5) for i in range(DIM)])
+        study.tell(trial, objective(x))
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def optuna_proxy_server() -> None:
+    import optuna
+    from optuna.storages import InMemoryStorage, run_grpc_proxy_server
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    port = int(sys.argv[sys.argv.index("--optuna-proxy") + 1])
+    run_grpc_proxy_server(InMemoryStorage(), host="127.0.0.1", port=port)
+
+
+def nevergrad_loop(seconds: float) -> float:
+    import nevergrad as ng
+    opt = ng.optimizers.SPSA(parametrization=DIM, budget=10 ** 9)
+    n = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        cand = opt.ask()
+        opt.tell(cand, objective(cand.value))
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_tz_server() -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "tz_server.cli", "--port", "0", "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "listening on" in line:
+            return proc, line.rsplit("listening on", 1)[1].strip()
+    raise RuntimeError("tz-server did not start")
+
+
+def main() -> None:
+    if "--optuna-proxy" in sys.argv:
+        optuna_proxy_server()
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="short runs; latency after 10,000 instead of 100,000 evals")
+    ap.add_argument("--seconds", type=float, default=None, help="length of each throughput run")
+    ap.add_argument("--clients", default="1,4,16", help="client process counts")
+    ap.add_argument("--eval-ms", type=float, default=1.0,
+                    help="simulated cost of one evaluation in the client-process rows (ms, default 1)")
+    args = ap.parse_args()
+    seconds = args.seconds or (2.0 if args.quick else 10.0)
+    late = 10_000 if args.quick else 100_000
+
+    import torch
+
+    import tz_client
+    import tz_server
+    from common import table
+
+    rows: list[list[str]] = []
+
+    def row(what: str, value: float, unit: str = "evals/s", note: str = "") -> None:
+        rows.append([what, f"{value:,.0f}" if unit == "evals/s" else f"{value:.3f}", unit, note])
+        print(f"  {what}: {rows[-1][1]} {unit} {note}", flush=True)
+
+    x0 = torch.zeros(DIM)
+    embedded = tz_server.serve()
+    proc, address = start_tz_server()
+    try:
+        for where, addr in (("embedded server", embedded.address), ("server process, loopback", address)):
+            c = tz_client.Client(addr)
+            for kind, batch, label in (("spsa", 1, "1 trial per ask, SPSA"), ("rfdm", 16, "batch asks of 16, RFDM(8)")):
+                name = f"bench-{kind}-{batch}"
+                c.create_study(name, x0, modules(kind), seed=0)
+                tz_loop(addr, name, batch, 0.3)  # warm up
+                n = tz_loop(addr, name, batch, seconds)
+                row(f"tz, {where}, 1 client, {label}", n / seconds)
+            c.close()
+
+        c = tz_client.Client(address)
+        for n_procs in [int(v) for v in args.clients.split(",")]:
+            name = f"bench-procs-{n_procs}"
+            c.create_study(name, x0, modules("rfdm"), seed=0)
+            share = max(1, -(-16 // n_procs))  # the 16 points of a step, shared out
+            rate = tz_processes(address, name, n_procs, share, seconds, args.eval_ms)
+            row(f"tz, server process, {n_procs} client process(es), RFDM(8), asks of {share}, "
+                f"{args.eval_ms:g} ms per evaluation", rate)
+
+        study = c.create_study("bench-latency", x0, modules("rfdm"), seed=0)
+        advance(study, 100)
+        p_early = latency_p50(study, 200)
+        advance(study, late)
+        p_late = latency_p50(study, 200)
+        row("tz, p50 ask + tell latency after 100 evals", p_early, "ms")
+        row(f"tz, p50 ask + tell latency after {late:,} evals", p_late, "ms", f"({p_late / p_early:.2f}x)")
+        c.close()
+
+        row("Optuna in memory (RandomSampler)", optuna_loop(None, seconds))
+        port = free_port()
+        oproc = subprocess.Popen([sys.executable, __file__, "--optuna-proxy", str(port)], cwd=REPO,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            from optuna.storages import GrpcStorageProxy
+            time.sleep(3.0)
+            storage = GrpcStorageProxy(host="127.0.0.1", port=port)
+            storage.wait_server_ready(timeout=60) if hasattr(storage, "wait_server_ready") else None
+            row("Optuna via GrpcStorageProxy (RandomSampler), loopback", optuna_loop(storage, seconds))
+        finally:
+            oproc.terminate()
+            oproc.wait()
+        row("Nevergrad SPSA in process", nevergrad_loop(seconds))
+    finally:
+        embedded.stop()
+        proc.terminate()
+        proc.wait()
+    print()
+    print(f"ask/tell on a {DIM}-dimensional study, {seconds:g} s per throughput run, {os.cpu_count()} CPUs")
+    print(table(rows, ["what", "value", "unit", "note"]))
+
+
+if __name__ == "__main__":
+    main()
