@@ -88,3 +88,14 @@ def test_service_error_carries_the_code(client):
     with pytest.raises(ServiceError) as e:
         client.open_study("nope")
     assert e.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_messages_are_bounded(client, name):
+    """One message may carry at most MAX_MESSAGE_BYTES; bigger payloads must be chunked streams."""
+    from tz_client.wire import MAX_MESSAGE_BYTES
+    client.create_study(name, torch.zeros(2), [tz.m.Adam()])
+    from tz_client._proto.torchzero_service.v1 import tensor_pb2 as tpb
+    huge = pb.TellItem(id="0:0", grads=[tpb.Tensor(dtype="float32", shape=[1], data=bytes(MAX_MESSAGE_BYTES + 16))])
+    with pytest.raises(grpc.RpcError) as e:
+        client.conn.stub.Tell(pb.TellRequest(session=name, items=[huge]))
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -181,6 +181,14 @@ class Recorder(tz.core.BatchEvaluator):
         return [tz.core.EvalResult(quad(x)) for x in xs]
 
 
+def test_optimize_with_a_batch_evaluator(client, name):
+    study = client.create_study(name, [torch.full((2,), 2.0), torch.zeros(3)], [tz.m.Adam(), tz.m.LR(0.2)])
+    evaluator = tz.ThreadPoolEvaluator(lambda xs: ((xs[0] - 1) ** 2).sum() + (xs[1] ** 2).sum(), max_workers=2)
+    params, loss = study.optimize(None, 30, evaluator=evaluator, progress=False)
+    assert isinstance(params, list) and loss < 2.0 and study.info().evaluations == 30
+    evaluator.close()
+
+
 @pytest.mark.skipif("SPSA" not in tz.m.implemented(), reason="SPSA not implemented yet")
 def test_spsa_study_matches_local_run_with_same_seed(client, name):
     """Zeroth-order: every step's points come as one batch ask; the trajectory equals a local run."""
