@@ -1,0 +1,4 @@
+"""Smoothing of the update."""
+from .laplacian import LaplacianSmoothing
+
+__all__ = ["LaplacianSmoothing"]
