@@ -88,20 +88,28 @@ def empty_like_layout(layout: Sequence[tuple[tuple[int, ...], torch.dtype]], dev
 
 
 # -- inline tensors -----------------------------------------------------------------------------
+_NUMPY_OK = {torch.float64, torch.float32, torch.float16, torch.complex64, torch.complex128, torch.int64,
+             torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool}
+
+
 def to_proto(t: torch.Tensor) -> tpb.Tensor:
-    return tpb.Tensor(dtype=dtype_name(t.dtype), shape=list(t.shape), data=_u8(t).tobytes())
+    """A tensor with its bytes inline (for small tensors)."""
+    t = t.detach()
+    if t.device.type != "cpu":
+        t = t.cpu()
+    data = t.numpy().tobytes() if t.dtype in _NUMPY_OK else _u8(t).tobytes()
+    return tpb.Tensor(dtype=dtype_name(t.dtype), shape=t.shape, data=data)
 
 
 def from_proto(msg: tpb.Tensor, where: str = "tensor", device: Any = None) -> torch.Tensor:
     dtype = parse_dtype(msg.dtype, where)
     shape = parse_shape(msg.shape, where)
+    data = msg.data
     expected = nbytes(dtype, shape)
-    if len(msg.data) != expected:
-        raise CodecError(f"{where}: {len(msg.data)} bytes of data for a {msg.dtype} tensor of shape {list(shape)} "
+    if len(data) != expected:
+        raise CodecError(f"{where}: {len(data)} bytes of data for a {msg.dtype} tensor of shape {list(shape)} "
                          f"(expected {expected})")
-    t = torch.empty(shape, dtype=dtype)
-    if expected:
-        _u8(t)[:] = np.frombuffer(msg.data, dtype=np.uint8)
+    t = torch.frombuffer(bytearray(data), dtype=dtype).reshape(shape) if expected else torch.empty(shape, dtype=dtype)
     return t if device is None else t.to(device)
 
 

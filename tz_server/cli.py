@@ -55,13 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     if not _DEVICE.match(args.device):
         print(f"tz-server: invalid device {args.device!r}: expected cpu, cuda or cuda:N", file=sys.stderr)
         return 2
-    if args.backend == "ray":
-        from .backends.ray import RayBackendUnavailable, make_ray_backend
-        try:
-            make_ray_backend()
-        except RayBackendUnavailable as e:
-            print(f"tz-server: {e}", file=sys.stderr)
-            return 2
     from .server import ServerOptions, Server
     try:
         server = Server(ServerOptions(
