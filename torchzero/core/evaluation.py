@@ -50,8 +50,13 @@ class Perturbation:
         from .directions import make_direction
         return make_direction(self.distribution, self.seed, self.base)
 
-    def materialize(self) -> list[torch.Tensor]:
-        d = self.direction()
+    def cache_key(self) -> tuple:
+        """Identifies the direction (not the scale): points ``base +- h d`` share it."""
+        return (id(self.base), self.seed, self.distribution)
+
+    def materialize(self, direction: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """``base + scale * direction`` as new tensors (``direction`` if given, else rebuilt)."""
+        d = self.direction() if direction is None else [t.clone() for t in direction]
         scale = self.scale
         if isinstance(scale, (list, tuple)):
             return [di.mul_(s).add_(b) for b, di, s in zip(self.base, d, scale)]
@@ -158,7 +163,7 @@ class BoundEvaluator:
 
 
 def evaluate_points(closure: Callable, params: Sequence[torch.Tensor], points: Sequence[Point],
-                    backward: bool = False) -> list[EvalResult]:
+                    backward: bool = False, directions: dict | None = None) -> list[EvalResult]:
     """Evaluates ``closure`` at several points in one batch; the parameters are left as they were.
 
     A closure with an ``evaluate_batch`` method (an evaluator) gets the whole batch at once;
@@ -166,6 +171,10 @@ def evaluate_points(closure: Callable, params: Sequence[torch.Tensor], points: S
     ``params``. Results come back in the order of ``points``. This is what
     :meth:`torchzero.core.objective.Objective.evaluate_batch` does, for code that holds a closure
     rather than an objective (e.g. a gradient approximator called again by a line search).
+
+    ``directions``, when given, caches the directions of :class:`Perturbation` points that are
+    built here (keyed by :meth:`Perturbation.cache_key`), so that points sharing a direction
+    build it once and the caller can reuse them; evaluators build their own.
     """
     if not points:
         return []
@@ -181,8 +190,16 @@ def evaluate_points(closure: Callable, params: Sequence[torch.Tensor], points: S
     try:
         for point in points:
             with torch.no_grad():
-                for p, x in zip(params, materialize(point)):
-                    p.copy_(x)
+                if isinstance(point, Perturbation) and directions is not None:
+                    key = point.cache_key()
+                    d = directions.get(key)
+                    if d is None:
+                        d = directions[key] = point.direction()
+                    x = point.materialize(d)
+                else:
+                    x = materialize(point)
+                for p, xi in zip(params, x):
+                    p.copy_(xi)
             if backward:
                 with torch.enable_grad():
                     loss = closure(True)

@@ -91,9 +91,11 @@ class GradApproximator(Module, ABC):
 
     # -- helpers -------------------------------------------------------------------
     @staticmethod
-    def evaluate(closure: Callable, params: Sequence[torch.Tensor], points: Sequence[Point]) -> list[Any]:
-        """Losses at ``points`` (one batch), without gradients."""
-        return [as_float(r.loss) for r in evaluate_points(closure, params, points, backward=False)]
+    def evaluate(closure: Callable, params: Sequence[torch.Tensor], points: Sequence[Point],
+                 directions: dict | None = None) -> list[Any]:
+        """Losses at ``points`` (one batch), without gradients (``directions``: see
+        :func:`~torchzero.core.evaluation.evaluate_points`)."""
+        return [as_float(r.loss) for r in evaluate_points(closure, params, points, backward=False, directions=directions)]
 
     def needs_loss(self) -> bool:
         """Whether the modified closure must report the true loss (evaluating it if needed)."""

@@ -57,7 +57,7 @@ class _RandomizedEstimator(GradApproximator):
 
     def directional_derivatives(self, closure: Callable, params: list[torch.Tensor], base: list[torch.Tensor],
                                 seeds: list[int], distribution: str, hs: list[float], formula: str,
-                                loss: Any, want_loss: bool) -> tuple[list[float], Any, Any]:
+                                loss: Any, want_loss: bool, directions: dict | None = None) -> tuple[list[float], Any, Any]:
         """``c_i`` (not yet divided by ``h``) for each seed, the loss at ``x`` and a nearby loss."""
         offsets, weights = get_stencil(formula)
         uniform_h = all(h == hs[0] for h in hs)
@@ -68,7 +68,7 @@ class _RandomizedEstimator(GradApproximator):
             for o, _w in nonzero:
                 scale = o * hs[0] if uniform_h else [o * h for h in hs]
                 points.append(Perturbation(base, s, scale, distribution))
-        values = self.evaluate(closure, params, points)
+        values = self.evaluate(closure, params, points, directions)
         if need_f0:
             loss = values[0]
             values = values[1:]
@@ -84,12 +84,15 @@ class _RandomizedEstimator(GradApproximator):
         return cs, loss, loss_approx
 
     def combine(self, base: list[torch.Tensor], seeds: list[int], cs: list[float], distribution: str,
-                hs: list[float]) -> list[torch.Tensor]:
-        """``g_p = (1/n) sum_i c_i d_{i,p} / h_p``, rebuilding each direction from its seed."""
+                hs: list[float], directions: dict | None = None) -> list[torch.Tensor]:
+        """``g_p = (1/n) sum_i c_i d_{i,p} / h_p``, rebuilding each direction from its seed
+        (or taking it from ``directions``, filled while the points were evaluated)."""
         n = len(seeds)
         grads = [torch.zeros_like(b) for b in base]
         for s, c in zip(seeds, cs):
-            d = make_direction(distribution, s, base)
+            d = directions.get((id(base), s, distribution)) if directions else None
+            if d is None:
+                d = make_direction(distribution, s, base)
             torch._foreach_add_(grads, d, alpha=c)
         if all(h == hs[0] for h in hs):
             torch._foreach_div_(grads, n * hs[0])
@@ -101,9 +104,10 @@ class _RandomizedEstimator(GradApproximator):
         hs, formulas, distributions = self.settings.values(params, "h", "formula", "distribution")
         seeds = self.step_seeds(params)
         base = [p.detach().clone() for p in params]
+        directions: dict = {}
         cs, loss, loss_approx = self.directional_derivatives(closure, params, base, seeds, distributions[0], hs,
-                                                             formulas[0], loss, want_loss)
-        return self.combine(base, seeds, cs, distributions[0], hs), loss, loss_approx
+                                                             formulas[0], loss, want_loss, directions)
+        return self.combine(base, seeds, cs, distributions[0], hs, directions), loss, loss_approx
 
 
 class RandomizedFDM(_RandomizedEstimator):
