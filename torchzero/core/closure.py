@@ -15,7 +15,23 @@ from typing import Any
 import torch
 
 
+_ACCEPTS: dict[Any, bool] = {}
+
+
 def _accepts_backward(fn: Callable) -> bool:
+    # closures are often redefined every step: remember the answer per code object
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        hit = _ACCEPTS.get(code)
+        if hit is None:
+            if len(_ACCEPTS) > 4096:
+                _ACCEPTS.clear()
+            hit = _ACCEPTS[code] = _inspect_accepts_backward(fn)
+        return hit
+    return _inspect_accepts_backward(fn)
+
+
+def _inspect_accepts_backward(fn: Callable) -> bool:
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
