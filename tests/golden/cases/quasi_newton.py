@@ -10,13 +10,29 @@ _M = ["BFGS", "DFP", "SR1", "BroydenGood", "BroydenBad", "Greenstadt1", "Greenst
 # divides by that noise (the second step jumps by ~1e13 on the quadratic; the direct form gets an exactly
 # singular B). Ours skips that first update
 # (tests/modules/test_quasi_newton.py::test_sr1_auto_first_update_is_skipped); the SR1 cases here use init_scale=1.
-_ARGS = {"SR1": "init_scale=1.0"}
+# DiagonalSR1 has the same defect (the diagonal r'y is the same dot product) and the same treatment.
+_ARGS = {"SR1": "init_scale=1.0", "DiagonalSR1": "init_scale=1.0"}
 
 CASES = []
 for _m in _M:
     _a = _ARGS.get(_m, "")
     CASES.append(GoldenCase(f"{_m}-quadratic", f"tz.m.{_m}({_a}), tz.m.StepSize(0.5)", "quadratic", steps=15, rtol=1e-6, atol=1e-9))
     CASES.append(GoldenCase(f"{_m}-mixed", f"tz.m.{_m}({_a}), tz.m.StepSize(0.2)", "mixed", steps=12, rtol=1e-6, atol=1e-9))
+
+_D = ["DiagonalBFGS", "DiagonalSR1", "DiagonalQuasiCauchi", "DiagonalWeightedQuasiCauchi", "DNRTR", "NewDQN"]
+for _m in _D:
+    _a = _ARGS.get(_m, "")
+    _lr = 0.05 if _m == "DiagonalSR1" else 0.3
+    CASES.append(GoldenCase(f"{_m}-quadratic", f"tz.m.{_m}({_a}), tz.m.StepSize({_lr})", "quadratic", steps=15, rtol=1e-6, atol=1e-9))
+    CASES.append(GoldenCase(f"{_m}-mixed", f"tz.m.{_m}({_a}), tz.m.StepSize(0.1)", "mixed", steps=12, rtol=1e-6, atol=1e-9))
+    CASES.append(GoldenCase(f"{_m}-split", f"tz.m.{_m}(concat_params=False, init_scale=2.0), tz.m.StepSize(0.1)", "mixed", steps=12, rtol=1e-6, atol=1e-9))
+CASES += [
+    GoldenCase("DiagonalSR1-direct", "tz.m.DiagonalSR1(init_scale=1.0, inverse=False), tz.m.StepSize(0.3)", "mixed", steps=12, rtol=1e-6, atol=1e-9),
+    GoldenCase("DNRTR-bounds", "tz.m.DNRTR(lb=0.5, ub=80.0), tz.m.StepSize(0.01)", "quadratic", steps=12, rtol=1e-6, atol=1e-9),
+    GoldenCase("NewDQN-bounds", "tz.m.NewDQN(lb=0.5, ub=20.0), tz.m.StepSize(0.1)", "mixed", steps=12, rtol=1e-6, atol=1e-9),
+    GoldenCase("GradientCorrection", "tz.m.GradientCorrection(), tz.m.StepSize(0.05)", "mixed", steps=12, rtol=1e-6, atol=1e-9),
+    GoldenCase("GradientCorrection-BFGS", "tz.m.BFGS(inner=tz.m.GradientCorrection()), tz.m.StepSize(0.3)", "mixed", steps=12, rtol=1e-6, atol=1e-9),
+]
 
 for _m in ["BFGS", "DFP", "SR1", "BroydenGood", "BroydenBad"]:
     _a = ", ".join(a for a in (_ARGS.get(_m, ""), "inverse=False") if a)

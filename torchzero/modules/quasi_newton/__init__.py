@@ -1,14 +1,20 @@
 """Quasi-Newton methods: full-matrix and diagonal Hessian approximations, limited-memory methods."""
+
 # -- full-matrix and diagonal quasi-Newton (issue 8) --
 from .base import HessianUpdateStrategy
 from .quasi_newton import (
     BFGS, DFP, ICUM, PSB, SR1, BroydenBad, BroydenGood, FletcherVMM, Greenstadt1, Greenstadt2, Horisho, McCormick,
     Pearson, ProjectedNewtonRaphson, ShorR, ThomasOptimalMethod,
 )
+from .diagonal_quasi_newton import (
+    DNRTR, DiagonalBFGS, DiagonalQuasiCauchi, DiagonalSR1, DiagonalWeightedQuasiCauchi, NewDQN,
+)
+from .gradient_correction import GradientCorrection
 
 __all__ = [
     # -- full-matrix and diagonal quasi-Newton (issue 8) --
     "HessianUpdateStrategy", "BFGS", "DFP", "SR1", "BroydenGood", "BroydenBad", "Greenstadt1", "Greenstadt2",
     "McCormick", "Pearson", "ICUM", "ThomasOptimalMethod", "Horisho", "FletcherVMM", "PSB", "ShorR",
-    "ProjectedNewtonRaphson",
+    "ProjectedNewtonRaphson", "DiagonalBFGS", "DiagonalSR1", "DiagonalQuasiCauchi", "DiagonalWeightedQuasiCauchi",
+    "DNRTR", "NewDQN", "GradientCorrection",
 ]

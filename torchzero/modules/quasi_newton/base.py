@@ -239,7 +239,7 @@ class HessianUpdateStrategy(TensorTransform):
         return objective
 
     # ------------------------------------------------------------------ get_H
-    def _operator(self, P: torch.Tensor) -> LinearOperator:
+    def _operator(self, P: torch.Tensor, state: dict[str, Any]) -> LinearOperator:
         if P.ndim == 1:
             return Diagonal(1 / P) if self._inverse else Diagonal(P)
         return DenseInverse(P) if self._inverse else Dense(P)
@@ -254,15 +254,17 @@ class HessianUpdateStrategy(TensorTransform):
             fakes = self._fake_params.get(_CONCAT)
             if not fakes:
                 return None
-            P = self.state[fakes[0]].get(self._key) if fakes[0] in self.state else None
-            return None if P is None else self._operator(P)
+            state = self.state[fakes[0]] if fakes[0] in self.state else {}
+            P = state.get(self._key)
+            return None if P is None else self._operator(P, state)
         params = objective.params if objective is not None else list(self.state.keys())
         blocks = []
         for p in params:
-            P = self.state[p].get(self._key) if p in self.state else None
+            state = self.state[p] if p in self.state else {}
+            P = state.get(self._key)
             if P is None:
                 return None
-            blocks.append(self._operator(P))
+            blocks.append(self._operator(P, state))
         return BlockDiagonal(blocks) if blocks else None
 
 
