@@ -78,9 +78,17 @@ class ClipNormGrowth(TensorTransform):
         ord = canonical_ord(s["ord"])
         if s["tensorwise"]:
             norms = tensor_norms(tensors, ord)
-            for p, n, se in zip(params, norms, settings):
+            refs = [self.state[p].get("ref") for p in params]
+            if all(se is s for se in settings) and all(r is not None for r in refs):
+                # the usual case: one set of settings, every parameter seen before; all at once
+                factor, ref = self._step_norm(torch.stack(norms), torch.stack(refs), s)
+                for p, f, r in zip(params, factor.unbind(0), ref.unbind(0)):
+                    st = self.state[p]
+                    st["factor"], st["ref"] = f, r
+                return
+            for p, n, r, se in zip(params, norms, refs, settings):
                 st = self.state[p]
-                st["factor"], st["ref"] = self._step_norm(n, st.get("ref"), se)
+                st["factor"], st["ref"] = self._step_norm(n, r, se)
         else:
             n = global_norm(tensors, ord)
             self.global_state["factor"], self.global_state["ref"] = self._step_norm(n, self.global_state.get("ref"), s)
@@ -116,6 +124,25 @@ class ClipValueGrowth(TensorTransform):
 
     def multi_tensor_update(self, tensors: list[torch.Tensor], params: list[torch.Tensor], grads: Any, loss: Any,
                             states: list[dict[str, Any]], settings: Sequence[Mapping[str, Any]]) -> None:
+        refs = [self.state[p].get("ref") for p in params]
+        s0 = settings[0]
+        if all(s is s0 for s in settings) and all(r is not None for r in refs):
+            # the usual case: one set of settings, every parameter seen before; foreach kernels
+            mags = torch._foreach_abs(tensors)
+            bound = None
+            if s0["mul"] is not None:
+                bound = torch._foreach_clamp_min(refs, s0["min_value"]) if s0["min_value"] is not None else [r.clone() for r in refs]
+                torch._foreach_mul_(bound, s0["mul"])
+            if s0["add"] is not None:
+                a = torch._foreach_add(refs, s0["add"])
+                bound = a if bound is None else torch._foreach_minimum(a, bound)
+            passed = mags if bound is None else torch._foreach_minimum(mags, bound)
+            if s0["max_decay"] is not None:
+                torch._foreach_maximum_(passed, torch._foreach_div(refs, s0["max_decay"]))
+            for p, b, r in zip(params, bound if bound is not None else [None] * len(params), passed):
+                st = self.state[p]
+                st["bound"], st["ref"] = b, r
+            return
         for p, t, s in zip(params, tensors, settings):
             st = self.state[p]
             r = st.get("ref")
@@ -131,8 +158,12 @@ class ClipValueGrowth(TensorTransform):
 
     def multi_tensor_apply(self, tensors: list[torch.Tensor], params: list[torch.Tensor], grads: Any, loss: Any,
                            states: Any, settings: Any) -> list[torch.Tensor]:
+        bounds = [self.state[p]["bound"] for p in params]
+        if all(b is not None for b in bounds):
+            out = torch._foreach_minimum(tensors, bounds)
+            torch._foreach_maximum_(out, torch._foreach_neg(bounds))
+            return list(out)
         out = []
-        for p, t in zip(params, tensors):
-            b = self.state[p]["bound"]
+        for t, b in zip(tensors, bounds):
             out.append(t.clone() if b is None else torch.maximum(torch.minimum(t, b), -b))
         return out

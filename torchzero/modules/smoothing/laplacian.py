@@ -1,6 +1,7 @@
 """Laplacian smoothing of the update (Osher et al., 2022)."""
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -11,16 +12,22 @@ from ...core.transform import TensorTransform
 from ...utils.params import tensors_to_vec, vec_to_tensors
 
 
+@functools.lru_cache(maxsize=256)
+def _denominator(n: int, sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Eigenvalues ``1 + 4 sigma sin^2(pi k / n)`` of ``I - sigma * L`` for the real FFT frequencies."""
+    k = torch.arange(n // 2 + 1, dtype=torch.float64)
+    return (1 + 4 * sigma * torch.sin(k * (math.pi / n)) ** 2).to(dtype=dtype, device=device)
+
+
 def laplacian_smooth(v: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Solves ``(I - sigma * L) x = v`` for a flat vector ``v``, with ``L`` the 1-d discrete Laplacian
-    with periodic boundary (``(L x)_i = x_{i-1} - 2 x_i + x_{i+1}``).
+    """Solves ``(I - sigma * L) x = v`` along the last dimension of ``v``, with ``L`` the 1-d
+    discrete Laplacian with periodic boundary (``(L x)_i = x_{i-1} - 2 x_i + x_{i+1}``).
 
     ``I - sigma * L`` is circulant, so it is diagonal in the Fourier basis with eigenvalues
     ``1 + 4 sigma sin^2(pi k / n)``: one real FFT, a division and an inverse FFT, ``O(n log n)``.
     """
-    n = v.numel()
-    k = torch.arange(n // 2 + 1, device=v.device, dtype=v.dtype if v.is_floating_point() else torch.float32)
-    denom = 1 + 4 * sigma * torch.sin(k * (math.pi / n)) ** 2
+    n = v.shape[-1]
+    denom = _denominator(n, float(sigma), v.dtype, v.device)
     return torch.fft.irfft(torch.fft.rfft(v) / denom, n=n)
 
 
@@ -52,10 +59,20 @@ class LaplacianSmoothing(TensorTransform):
         if not settings[0]["layerwise"]:
             vec = laplacian_smooth(tensors_to_vec(tensors), settings[0]["sigma"])
             return vec_to_tensors(vec, tensors)
-        out = []
-        for t, s in zip(tensors, settings):
+        out: list[torch.Tensor | None] = [None] * len(tensors)
+        groups: dict[tuple[int, float], list[int]] = {}
+        for i, (t, s) in enumerate(zip(tensors, settings)):
             if t.numel() < s["min_numel"] or t.numel() < 2:
-                out.append(t.clone())
+                out[i] = t.clone()
             else:
-                out.append(laplacian_smooth(t.reshape(-1), s["sigma"]).view_as(t))
-        return out
+                groups.setdefault((t.numel(), float(s["sigma"])), []).append(i)
+        # parameters of the same size are smoothed together, as one batch of FFTs
+        for (n, sigma), idx in groups.items():
+            if len(idx) == 1:
+                t = tensors[idx[0]]
+                out[idx[0]] = laplacian_smooth(t.reshape(-1), sigma).view_as(t)
+                continue
+            res = laplacian_smooth(torch.stack([tensors[i].reshape(-1) for i in idx]), sigma)
+            for i, r in zip(idx, res.unbind(0)):
+                out[i] = r.view_as(tensors[i])
+        return out  # type: ignore[return-value]
