@@ -31,6 +31,10 @@ def _log1p(loss):
 tz.register_callable(_log1p, "tests.module_cases._log1p")
 
 
+# second_order / least_squares: a plain closure calls backward itself, which frees the graph that
+# autograd Hessians differentiate through; those modules document that the closure must accept backward.
+_SO_SKIP = {"closure": "autograd Hessians need closure(backward=False) to return a loss with its graph; a plain closure calls backward itself"}
+
 CASES: dict[str, ModuleCase] = {
     "LR": ModuleCase(lambda: [tz.m.LR(1e-2)]),
     "StepSize": ModuleCase(lambda: [tz.m.StepSize(1e-2)]),
@@ -173,6 +177,12 @@ CASES: dict[str, ModuleCase] = {
     "DirectWeightDecay": ModuleCase(lambda: [tz.m.HeavyBall(), tz.m.DirectWeightDecay(0.1), tz.m.LR(1e-2)]),
     "RelativeWeightDecay": ModuleCase(lambda: [tz.m.HeavyBall(), tz.m.RelativeWeightDecay(norm_input="grad", cautious=True), tz.m.LR(1e-2)]),
     "LaplacianSmoothing": ModuleCase(lambda: [tz.m.LaplacianSmoothing(sigma=0.5, min_numel=2), tz.m.LR(1e-2)]),
+    # -- second_order / least_squares (Hessians through autograd: the closure must not call backward itself) --
+    "Newton": ModuleCase(lambda: [tz.m.Newton(damping=0.1), tz.m.LR(0.5)], needs_closure=True, skip=_SO_SKIP),
+    "InverseFreeNewton": ModuleCase(lambda: [tz.m.InverseFreeNewton(update_freq=2), tz.m.LR(0.5)], needs_closure=True, skip=_SO_SKIP),
+    "TwoPointNewton": ModuleCase(lambda: [tz.m.TwoPointNewton(), tz.m.LR(0.5)], needs_closure=True, skip=_SO_SKIP),
+    "SixthOrder3P": ModuleCase(lambda: [tz.m.SixthOrder3P(), tz.m.LR(0.5)], needs_closure=True, skip=_SO_SKIP),
+    "SixthOrder3PM2": ModuleCase(lambda: [tz.m.SixthOrder3PM2(derivatives_method="autograd"), tz.m.LR(0.5)], needs_closure=True, skip=_SO_SKIP),
 }
 
 ABSTRACT: dict[str, str] = {
@@ -184,6 +194,7 @@ ABSTRACT: dict[str, str] = {
     "ReduceOperationBase": "abstract base of the reductions (issue 6)",
     "GradApproximator": "abstract base of the gradient approximators (issue 3)",
     "HomotopyBase": "abstract base of the homotopies (issue 3)",
+    "HigherOrderMethodBase": "abstract base of the multipoint Newton methods (second_order)",
 }
 
 

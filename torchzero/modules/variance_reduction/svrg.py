@@ -33,7 +33,7 @@ class SVRG(Module):
         svrg_steps: SVRG steps per cycle (e.g. the number of batches in an epoch).
         accum_steps: mini-batch steps averaged into the full gradient (None: ``svrg_steps``);
             not used with ``full_closure``.
-        reset_before_accum: reset the other modules when a new full gradient is computed.
+        reset_before_accum: reset the modules after SVRG when a new full gradient is computed.
         svrg_loss: report the variance-reduced loss.
         alpha: weight of the correction ``g_b(x_0) - g_f(x_0)``.
     """
@@ -47,11 +47,24 @@ class SVRG(Module):
         super().__init__(dict(svrg_steps=svrg_steps, accum_steps=accum_steps, reset_before_accum=reset_before_accum,
                               svrg_loss=svrg_loss, alpha=alpha))
 
+    @staticmethod
+    def _loss_grads(objective: Objective) -> tuple[Any, list[torch.Tensor]]:
+        """Loss and gradient at the current point (a gradient estimator before SVRG may only
+        know a nearby loss)."""
+        grads = objective.get_grads()
+        loss = objective.loss if objective.loss is not None else objective.loss_approx
+        if loss is None:
+            loss = objective.get_loss(False)
+        return loss, grads
+
     def _reset_others(self, objective: Objective) -> None:
+        # the modules that consume the variance-reduced gradient (those after SVRG); a gradient
+        # estimator before SVRG keeps its state (e.g. its random stream)
         if objective.modular is not None:
-            for m in objective.modular.modules:
-                if m is not self:
-                    m.reset()
+            mods = objective.modular.modules
+            after = mods[mods.index(self) + 1:] if self in mods else [m for m in mods if m is not self]
+            for m in after:
+                m.reset()
 
     def apply(self, objective: Objective) -> Objective:
         params = objective.params
@@ -84,10 +97,10 @@ class SVRG(Module):
                     g.copy_(p.grad if p.grad is not None else torch.zeros_like(p))
                 gs["f_full"] = float(f.detach() if isinstance(f, torch.Tensor) else f)
                 objective.loss = objective.grads = None
-                loss, grads = objective.get_loss_grads()  # the mini-batch at x0
+                loss, grads = self._loss_grads(objective)  # the mini-batch at x0
                 done = True
             else:
-                loss, grads = objective.get_loss_grads()
+                loss, grads = self._loss_grads(objective)
                 torch._foreach_add_(g_full, grads)
                 gs["f_full"] += float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
                 k = gs.get("accumulated", 0) + 1
