@@ -288,3 +288,10 @@ class Objective:
         """
         from .hvp import hvp
         return hvp(self, z, rgrad, at_x0, hvp_method, h, retain_graph)
+
+    def hessian(self, hessian_method: str = "batched_autograd", h: float = 1e-3, at_x0: bool = True
+                ) -> tuple[Any, list[torch.Tensor], torch.Tensor]:
+        """``(loss, grads, H)`` at the current parameters, ``H`` the ``n x n`` Hessian over all
+        parameters as one vector (see :mod:`torchzero.core.hessian` for ``hessian_method``)."""
+        from .hessian import hessian
+        return hessian(self, hessian_method, h, at_x0)

@@ -1,0 +1,5 @@
+"""Second-order methods: Newton's method and its variants (exact, Newton-CG, multipoint, sketched)."""
+from .multipoint import HigherOrderMethodBase, SixthOrder3P, SixthOrder3PM2, TwoPointNewton
+from .newton import InverseFreeNewton, Newton
+
+__all__ = ["Newton", "InverseFreeNewton", "TwoPointNewton", "SixthOrder3P", "SixthOrder3PM2"]
