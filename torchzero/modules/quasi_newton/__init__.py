@@ -1,4 +1,6 @@
 """Quasi-Newton methods: full-matrix and diagonal Hessian approximations, limited-memory methods."""
+# -- limited-memory methods (lbfgs.py, lsr1.py) --
+from .lbfgs import LBFGS
 
 # -- full-matrix and diagonal quasi-Newton (issue 8) --
 from .base import HessianUpdateStrategy
@@ -12,6 +14,8 @@ from .diagonal_quasi_newton import (
 from .gradient_correction import GradientCorrection
 
 __all__ = [
+    # -- limited-memory methods --
+    "LBFGS",
     # -- full-matrix and diagonal quasi-Newton (issue 8) --
     "HessianUpdateStrategy", "BFGS", "DFP", "SR1", "BroydenGood", "BroydenBad", "Greenstadt1", "Greenstadt2",
     "McCormick", "Pearson", "ICUM", "ThomasOptimalMethod", "Horisho", "FletcherVMM", "PSB", "ShorR",
