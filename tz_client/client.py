@@ -12,7 +12,7 @@ from . import specs
 from ._proto.torchzero_service.v1 import service_pb2 as pb
 from .channel import Connection
 from .codec import to_proto
-from .sessions import SessionInfo, create_session
+from .sessions import SessionInfo, create_session, session_metadata
 from .study import Study
 
 
@@ -37,7 +37,8 @@ class Client:
     # -- studies ---------------------------------------------------------------------------------
     def create_study(self, name: str, x0: torch.Tensor | Sequence[torch.Tensor], modules: Sequence[Any], *,
                      lower: Any = None, upper: Any = None, seed: int | None = None, exist_ok: bool = False,
-                     ask_timeout: float | None = None, allow_nonfinite: bool = False, device: str | None = None) -> Study:
+                     ask_timeout: float | None = None, allow_nonfinite: bool = False, device: str | None = None,
+                     session_token: str | None = None) -> Study:
         """Creates a study (ask/tell) whose optimizer is ``tz.Optimizer(x0, *modules)`` on the server.
 
         Args:
@@ -51,12 +52,15 @@ class Client:
             ask_timeout: seconds before a trial nobody told is handed out again.
             allow_nonfinite: accept inf / nan losses.
             device: where the server keeps the study (default: the server's device).
+            session_token: the study's own token: every call on it then needs this token (on top
+                of the server's); others cannot open, ask, tell or delete it.
         """
         is_list = not isinstance(x0, torch.Tensor)
         params = [torch.as_tensor(t) for t in x0] if is_list else [x0]
         header = pb.CreateHeader(name=name, kind=pb.STUDY, modules=specs.modules_to_proto(modules), exist_ok=exist_ok,
                                  ask_timeout=ask_timeout or 0.0, allow_nonfinite=allow_nonfinite, device=device or "",
-                                 user_attrs=specs.to_map({"x0_is_list": is_list}))
+                                 user_attrs=specs.to_map({"x0_is_list": is_list}),
+                                 session_token=session_token or "")
         if seed is not None:
             header.seed = int(seed)
         for which, b in (("lower", lower), ("upper", upper)):
@@ -69,28 +73,30 @@ class Client:
                 ts = [torch.as_tensor(t) for t in b] if is_list else [torch.as_tensor(b)]
                 ts = [t.to(p.dtype) for t, p in zip(ts, params)]
                 msg.tensors.tensors.extend(to_proto(t) for t in ts)
-        info = create_session(self.conn, header, params)
-        return Study(self, SessionInfo.from_proto(info))
+        info = create_session(self.conn, header, params, session_metadata(self.conn, session_token))
+        return Study(self, SessionInfo.from_proto(info), session_token=session_token)
 
-    def open_study(self, name: str) -> Study:
-        """The existing study called ``name``."""
-        info = self.session(name)
+    def open_study(self, name: str, session_token: str | None = None) -> Study:
+        """The existing study called ``name`` (``session_token``: its own token, if it has one)."""
+        info = self.session(name, session_token)
         if info.kind != "study":
             raise ValueError(f"session {name!r} is a {info.kind} session, not a study")
-        return Study(self, info)
+        return Study(self, info, session_token=session_token)
 
     # -- sessions --------------------------------------------------------------------------------
-    def session(self, name: str) -> SessionInfo:
+    def session(self, name: str, session_token: str | None = None) -> SessionInfo:
+        md = session_metadata(self.conn, session_token)
         return SessionInfo.from_proto(self.conn.call(lambda: self.conn.stub.GetSession(
-            pb.SessionRef(name=name), metadata=self.conn.metadata)))
+            pb.SessionRef(name=name), metadata=md)))
 
     def list_sessions(self) -> list[SessionInfo]:
         rep = self.conn.call(lambda: self.conn.stub.ListSessions(pb.ListRequest(), metadata=self.conn.metadata))
         return [SessionInfo.from_proto(s) for s in rep.sessions]
 
-    def delete(self, name: str) -> bool:
+    def delete(self, name: str, session_token: str | None = None) -> bool:
         """Deletes a session and its saved state; False if there was none."""
-        rep = self.conn.call(lambda: self.conn.stub.DeleteSession(pb.SessionRef(name=name), metadata=self.conn.metadata))
+        md = session_metadata(self.conn, session_token)
+        rep = self.conn.call(lambda: self.conn.stub.DeleteSession(pb.SessionRef(name=name), metadata=md))
         return rep.deleted
 
     def close(self) -> None:

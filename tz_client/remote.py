@@ -16,7 +16,7 @@ from . import specs
 from ._proto.torchzero_service.v1 import service_pb2 as pb
 from .channel import Connection
 from .codec import iter_chunks, layout_of, loss_to_proto
-from .sessions import create_session, decode_loss, pull, read_params_into
+from .sessions import create_session, decode_loss, pull, read_params_into, session_metadata
 from .wire import is_chunk
 
 
@@ -41,17 +41,25 @@ class RemoteOptimizer(torch.optim.Optimizer):
             averages their gradients and steps once (synchronous data parallel).
         rank: this process's index among ``workers``.
         tls / root_certificates / retry_timeout: see :class:`~tz_client.Client`.
+        sync_timeout: with ``workers > 1``, seconds the server waits for the other workers' gradients
+            once one pushed a step (default: the server's ``--sync-timeout``); then the step is
+            abandoned and :meth:`step` raises :class:`~tz_client.errors.Aborted` naming the missing
+            ranks (nothing was applied: calling ``step()`` again retries the step).
+        session_token: the session's own token: creating the session sets it, joining or resuming
+            it needs it, and every call on it carries it (on top of the server's ``token``).
 
     The hosted parameters are authoritative: they overwrite the local ones on every step.
     """
 
     def __init__(self, params: Any, *modules: Any, address: str, session: str | None = None, token: str | None = None,
                  device: str | None = None, workers: int = 1, rank: int = 0, tls: bool = False,
-                 root_certificates: bytes | str | Path | None = None, retry_timeout: float = 60.0):
+                 root_certificates: bytes | str | Path | None = None, retry_timeout: float = 60.0,
+                 session_token: str | None = None, sync_timeout: float | None = None):
         super().__init__(params, {})
         if not 0 <= rank < workers:
             raise ValueError(f"rank must be in [0, workers), got rank={rank}, workers={workers}")
         self._conn = Connection(address, token, tls=tls, root_certificates=root_certificates, retry_timeout=retry_timeout)
+        self._md = session_metadata(self._conn, session_token)
         self._params = [p for g in self.param_groups for p in g["params"]]
         self.session = session or f"optimizer-{uuid.uuid4().hex[:12]}"
         self.workers = workers
@@ -64,13 +72,14 @@ class RemoteOptimizer(torch.optim.Optimizer):
                 groups.append(pb.ParamGroup(params=[index[id(p)] for p in g["params"]], options=specs.to_map(opts)))
         header = pb.CreateHeader(name=self.session, kind=pb.OPTIMIZER, modules=specs.modules_to_proto(modules),
                                  groups=groups, exist_ok=session is not None or workers > 1, workers=workers,
-                                 device=device or "")
-        info = create_session(self._conn, header, self._params)
+                                 device=device or "", session_token=session_token or "",
+                                 sync_timeout=sync_timeout or 0.0)
+        info = create_session(self._conn, header, self._params, self._md)
         if info.workers != workers:
             raise ValueError(f"session {self.session!r} has workers={info.workers}, not {workers}")
         self._step = info.step
         if not info.created:
-            self._step = pull(self._conn, self.session, self._params)
+            self._step = pull(self._conn, self.session, self._params, self._md)
 
     @property
     def current_step(self) -> int:
@@ -79,7 +88,7 @@ class RemoteOptimizer(torch.optim.Optimizer):
 
     def pull(self) -> None:
         """Overwrites the local parameters with the hosted ones."""
-        self._step = pull(self._conn, self.session, self._params)
+        self._step = pull(self._conn, self.session, self._params, self._md)
 
     # -- stepping ----------------------------------------------------------------------------------
     def step(self, closure: Callable | None = None) -> Any:  # type: ignore[override]
@@ -89,7 +98,7 @@ class RemoteOptimizer(torch.optim.Optimizer):
 
         def once() -> Any:
             if attempt[0]:  # a retried step: the local parameters may hold an evaluation point
-                self._step = pull(self._conn, self.session, self._params)
+                self._step = pull(self._conn, self.session, self._params, self._md)
             attempt[0] += 1
             return self._closure_step(closure)
         return self._conn.call(once)
@@ -109,7 +118,7 @@ class RemoteOptimizer(torch.optim.Optimizer):
             yield self._start(pb.PUSH, grads=layout_of(grads))
             yield from iter_chunks(grads)
 
-        responses = iter(self._conn.stub.Step(requests(), metadata=self._conn.metadata))
+        responses = iter(self._conn.stub.Step(requests(), metadata=self._md))
         first = next(responses)
         if is_chunk(first) or first.WhichOneof("msg") != "done":
             raise RuntimeError("protocol error: expected the step's result")
@@ -128,7 +137,7 @@ class RemoteOptimizer(torch.optim.Optimizer):
                     return
                 yield m
 
-        call = self._conn.stub.Step(requests(), metadata=self._conn.metadata)
+        call = self._conn.stub.Step(requests(), metadata=self._md)
         responses = iter(call)
         try:
             for msg in responses:
@@ -162,7 +171,7 @@ class RemoteOptimizer(torch.optim.Optimizer):
     def delete_session(self) -> bool:
         """Deletes the hosted session (its state is lost)."""
         rep = self._conn.call(lambda: self._conn.stub.DeleteSession(pb.SessionRef(name=self.session),
-                                                                      metadata=self._conn.metadata))
+                                                                      metadata=self._md))
         return rep.deleted
 
     def __repr__(self) -> str:

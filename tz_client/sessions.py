@@ -15,6 +15,9 @@ from .wire import is_chunk
 
 KIND_NAMES = {pb.STUDY: "study", pb.OPTIMIZER: "optimizer"}
 
+SESSION_TOKEN_KEY = "tz-session-token"
+"""Call metadata carrying a session's own token (the server's token goes in ``authorization``)."""
+
 
 @dataclass
 class SessionInfo:
@@ -33,6 +36,8 @@ class SessionInfo:
     modules: list[dict[str, Any]]
     user_attrs: dict[str, Any]
     created: bool = False
+    protected: bool = False
+    """The session has its own token (without it, only ``name`` and ``kind`` are filled in)."""
 
     @classmethod
     def from_proto(cls, m: pb.SessionInfo) -> "SessionInfo":
@@ -41,10 +46,16 @@ class SessionInfo:
                    dtypes=[d for _, d in layout], step=m.step, evaluations=m.evaluations, device=m.device,
                    workers=m.workers, state=m.state, best_loss=m.best_loss if m.HasField("best_loss") else None,
                    modules=[specs.module_from_proto(x) for x in m.modules], user_attrs=specs.from_map(m.user_attrs),
-                   created=m.created)
+                   created=m.created, protected=m.protected)
 
 
-def create_session(conn: Connection, header: pb.CreateHeader, params: Sequence[torch.Tensor]) -> pb.SessionInfo:
+def session_metadata(conn: Connection, session_token: str | None) -> tuple[tuple[str, str], ...]:
+    """Call metadata for one session: the server's token and the session's own token, if any."""
+    return conn.metadata + ((SESSION_TOKEN_KEY, session_token),) if session_token else conn.metadata
+
+
+def create_session(conn: Connection, header: pb.CreateHeader, params: Sequence[torch.Tensor],
+                   metadata: tuple[tuple[str, str], ...] | None = None) -> pb.SessionInfo:
     """Sends ``header`` and the parameters' bytes; safe to retry (with ``exist_ok`` semantics kept)."""
     header.params.CopyFrom(layout_of(params))
     cpu = [p.detach().cpu() for p in params]
@@ -53,7 +64,8 @@ def create_session(conn: Connection, header: pb.CreateHeader, params: Sequence[t
         yield pb.CreateRequest(header=header)
         yield from iter_chunks(cpu)
 
-    return conn.call(lambda: conn.stub.CreateSession(requests(), metadata=conn.metadata))
+    md = conn.metadata if metadata is None else metadata
+    return conn.call(lambda: conn.stub.CreateSession(requests(), metadata=md))
 
 
 def read_params_into(responses: Iterator[Any], done: pb.StepDone, targets: Sequence[torch.Tensor]) -> None:
@@ -76,10 +88,13 @@ def read_params_into(responses: Iterator[Any], done: pb.StepDone, targets: Seque
                 t.copy_(b)
 
 
-def pull(conn: Connection, name: str, targets: Sequence[torch.Tensor]) -> int:
+def pull(conn: Connection, name: str, targets: Sequence[torch.Tensor],
+         metadata: tuple[tuple[str, str], ...] | None = None) -> int:
     """Copies the session's current parameters into ``targets``; returns its step count."""
+    md = conn.metadata if metadata is None else metadata
+
     def once() -> int:
-        responses = iter(conn.stub.Pull(pb.SessionRef(name=name), metadata=conn.metadata))
+        responses = iter(conn.stub.Pull(pb.SessionRef(name=name), metadata=md))
         first = next(responses)
         read_params_into(responses, first.done, targets)
         return first.done.step

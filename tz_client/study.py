@@ -13,7 +13,7 @@ from torchzero.core.evaluation import BatchEvaluator, FunctionEvaluator
 from ._proto.torchzero_service.v1 import service_pb2 as pb
 from .codec import from_proto, loss_from_proto, loss_to_float, loss_to_proto, to_proto
 from .errors import StudyFinished
-from .sessions import SessionInfo
+from .sessions import SessionInfo, session_metadata
 
 if TYPE_CHECKING:
     from .client import Client
@@ -43,7 +43,7 @@ class Study:
     handed out again, and a repeated or late tell is acknowledged and ignored.
     """
 
-    def __init__(self, client: "Client", info: SessionInfo):
+    def __init__(self, client: "Client", info: SessionInfo, session_token: str | None = None):
         self.client = client
         self.name = info.name
         self.shapes = info.shapes
@@ -52,6 +52,8 @@ class Study:
         self._info = info
         self._resume = True
         self._conn = client.conn
+        self._token = session_token
+        self._metadata = session_metadata(client.conn, session_token)
 
     # -- helpers ---------------------------------------------------------------------------------
     def _trial(self, m: pb.Trial) -> Trial:
@@ -79,7 +81,7 @@ class Study:
         """
         while True:
             req = self._ask_request(1 if n is None else n, wait)
-            rep = self._conn.call(lambda: self._conn.stub.Ask(req, metadata=self._conn.metadata))
+            rep = self._conn.call(lambda: self._conn.stub.Ask(req, metadata=self._metadata))
             self._resume = False
             trials = [self._trial(t) for t in rep.trials]
             if n is not None:
@@ -98,7 +100,7 @@ class Study:
         ``(accepted, ignored)``: repeated or late tells are ignored.
         """
         req = self._tell_request(trial_or_id, loss, grad)
-        rep = self._conn.call(lambda: self._conn.stub.Tell(req, metadata=self._conn.metadata))
+        rep = self._conn.call(lambda: self._conn.stub.Tell(req, metadata=self._metadata))
         return rep.accepted, rep.ignored
 
     def _tell_request(self, trial_or_id: Any, loss: Any, grad: Any) -> pb.TellRequest:
@@ -117,7 +119,7 @@ class Study:
         """Tells results and asks for up to ``n`` new trials in one round trip."""
         req = self._tell_request(list(trials), list(losses), grads)
         req.then_ask.CopyFrom(self._ask_request(n, wait))
-        rep = self._conn.call(lambda: self._conn.stub.Tell(req, metadata=self._conn.metadata))
+        rep = self._conn.call(lambda: self._conn.stub.Tell(req, metadata=self._metadata))
         self._resume = False
         if not rep.asked.trials and rep.asked.finished:
             raise StudyFinished(f"study {self.name} has finished")
@@ -125,14 +127,14 @@ class Study:
 
     def best(self) -> tuple[Any, float] | None:
         """``(params, loss)`` of the best evaluation told so far (None before the first)."""
-        rep = self._conn.call(lambda: self._conn.stub.Best(pb.SessionRef(name=self.name), metadata=self._conn.metadata))
+        rep = self._conn.call(lambda: self._conn.stub.Best(pb.SessionRef(name=self.name), metadata=self._metadata))
         if not rep.found:
             return None
         xs = [from_proto(t) for t in rep.params]
         return (xs if self.is_list else xs[0]), loss_to_float(loss_from_proto(rep.loss))
 
     def info(self) -> SessionInfo:
-        return self.client.session(self.name)
+        return self.client.session(self.name, self._token)
 
     # -- the loop, run for the user --------------------------------------------------------------
     def optimize(self, fn: Callable[[Any], Any] | None, n_evals: int, *, n_workers: int = 1,
@@ -174,7 +176,7 @@ class Study:
                     state["left"] += k
 
         def worker(wid: int) -> None:
-            sub = self if n_workers == 1 else Study(_SubClient(self.client, wid), self._info)
+            sub = self if n_workers == 1 else Study(_SubClient(self.client, wid), self._info, self._token)
             try:
                 k = take(batch)
                 trials: list[Trial] = []

@@ -39,6 +39,10 @@ class Aborted(ServiceError):
     code = grpc.StatusCode.ABORTED
 
 
+class Unauthenticated(ServiceError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
 class ResourceExhausted(ServiceError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 

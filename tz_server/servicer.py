@@ -20,8 +20,9 @@ from tz_client.codec import CodecError, from_proto, layout_of, loss_from_proto, 
 from tz_client.wire import is_chunk
 from torchzero.core.spec import SpecError
 
+from .auth import hash_token, session_token_of, token_matches
 from .backends.base import Backend, SessionHandle
-from .errors import Aborted, FailedPrecondition, InvalidArgument, ServiceError
+from .errors import AlreadyExists, Aborted, FailedPrecondition, InvalidArgument, ServiceError, Unauthenticated
 from .metrics import Metrics
 from .sessions.config import OPTIMIZER, STUDY, SessionConfig
 from .streams import payload_chunks, read_payload, to_device
@@ -81,14 +82,17 @@ def rpc(fn: Callable) -> Callable:
 class Servicer:
     """Implements every method of ``torchzero_service.v1.TorchZero`` on top of a backend."""
 
-    def __init__(self, backend: Backend, metrics: Metrics, max_params_bytes: int = 16 << 30):
+    def __init__(self, backend: Backend, metrics: Metrics, max_params_bytes: int = 16 << 30,
+                 sync_timeout: float = 300.0):
         self.backend = backend
         self.metrics = metrics
         self.max_params_bytes = max_params_bytes
+        self.sync_timeout = sync_timeout
 
     # -- helpers --------------------------------------------------------------------------------------
-    def _session(self, name: str, kind: str | None = None) -> SessionHandle:
+    def _session(self, name: str, kind: str | None, context: grpc.ServicerContext) -> SessionHandle:
         s = self.backend.get(name)
+        _authorize(s, session_token_of(context) if s.config.token_hash is not None else None)
         if kind is not None and s.kind != kind:
             raise FailedPrecondition(f"session {name!r} is a {s.kind} session; this call needs a {kind} session")
         return s
@@ -101,7 +105,8 @@ class Servicer:
             modules=specs.modules_to_proto(c.modules), step=s.step, evaluations=s.evaluations, device=c.device,
             workers=c.workers, created=created, state=s.status(), allow_nonfinite=c.allow_nonfinite,
             groups=[pb.ParamGroup(params=g["params"], options=specs.to_map(g.get("options", {}))) for g in c.groups],
-            user_attrs=specs.to_map(c.user_attrs))
+            user_attrs=specs.to_map(c.user_attrs), protected=c.token_hash is not None,
+            sync_timeout=c.sync_timeout)
         if best is not None:
             msg.best_loss = best
         return msg
@@ -126,6 +131,10 @@ class Servicer:
         if next(it, None) is not None:
             raise InvalidArgument("CreateSession: unexpected data after the parameters")
         session, created = self.backend.create(config, params, exist_ok=h.exist_ok)
+        if not created:  # joining an existing session needs its token, and a token if it has one
+            if session.config.token_hash is None and h.session_token:
+                raise AlreadyExists(f"session {h.name!r} exists without a session token")
+            _authorize(session, h.session_token or session_token_of(context))
         return self.info(session, created)
 
     def _config(self, h: pb.CreateHeader) -> SessionConfig:
@@ -148,10 +157,14 @@ class Servicer:
             raise InvalidArgument("workers > 1 is for OPTIMIZER sessions")
         if h.ask_timeout < 0 or h.ask_timeout != h.ask_timeout:
             raise InvalidArgument("ask_timeout must be >= 0")
+        if not 0 <= h.sync_timeout < float("inf"):
+            raise InvalidArgument("sync_timeout must be a finite number >= 0")
         return SessionConfig(name=h.name, kind=kind, modules=modules, groups=groups, device=h.device,
                              workers=max(1, h.workers), seed=h.seed if h.HasField("seed") else None,
                              lower=lower, upper=upper, ask_timeout=h.ask_timeout,
-                             allow_nonfinite=h.allow_nonfinite, user_attrs=user_attrs)
+                             allow_nonfinite=h.allow_nonfinite, user_attrs=user_attrs,
+                             token_hash=hash_token(h.session_token) if h.session_token else None,
+                             sync_timeout=h.sync_timeout or self.sync_timeout)
 
     @staticmethod
     def _bound(h: pb.CreateHeader, which: str) -> Any:
@@ -164,25 +177,35 @@ class Servicer:
 
     @rpc
     def GetSession(self, request: pb.SessionRef, context: grpc.ServicerContext) -> pb.SessionInfo:
-        return self.info(self._session(request.name))
+        return self.info(self._session(request.name, None, context))
 
     @rpc
     def ListSessions(self, request: pb.ListRequest, context: grpc.ServicerContext) -> pb.ListReply:
-        return pb.ListReply(sessions=[self.info(s) for s in self.backend.list()])
+        token = session_token_of(context)
+        return pb.ListReply(sessions=[
+            self.info(s) if token_matches(s.config.token_hash, token)
+            else pb.SessionInfo(name=s.name, kind=KIND_ENUM[s.kind], protected=True)  # name and kind only
+            for s in self.backend.list()])
 
     @rpc
     def DeleteSession(self, request: pb.SessionRef, context: grpc.ServicerContext) -> pb.DeleteReply:
+        try:
+            self._session(request.name, None, context)
+        except ServiceError as e:
+            if e.code == grpc.StatusCode.NOT_FOUND:
+                return pb.DeleteReply(deleted=False)
+            raise
         return pb.DeleteReply(deleted=self.backend.delete(request.name))
 
     # -- ask / tell -------------------------------------------------------------------------------------
     @rpc
     def Ask(self, request: pb.AskRequest, context: grpc.ServicerContext) -> pb.AskReply:
-        s = self._session(request.session, STUDY)
+        s = self._session(request.session, STUDY, context)
         return s.ask(request.client_id, request.n, request.wait, request.resume)
 
     @rpc
     def Tell(self, request: pb.TellRequest, context: grpc.ServicerContext) -> pb.TellReply:
-        s = self._session(request.session, STUDY)
+        s = self._session(request.session, STUDY, context)
         accepted, ignored = s.tell(request.items)
         reply = pb.TellReply(accepted=accepted, ignored=ignored)
         if request.HasField("then_ask"):
@@ -192,12 +215,12 @@ class Servicer:
 
     @rpc
     def Best(self, request: pb.SessionRef, context: grpc.ServicerContext) -> pb.BestReply:
-        return self._session(request.name, STUDY).best_reply()
+        return self._session(request.name, STUDY, context).best_reply()
 
     # -- training steps ---------------------------------------------------------------------------------
     @rpc
     def Pull(self, request: pb.SessionRef, context: grpc.ServicerContext) -> Iterator[Any]:
-        s = self._session(request.name)
+        s = self._session(request.name, None, context)
         params = s.params_snapshot()
         yield pb.StepReply(done=pb.StepDone(step=s.step, params=layout_of(params)))
         yield from payload_chunks(params)
@@ -209,7 +232,7 @@ class Servicer:
         if first is None or is_chunk(first) or first.WhichOneof("msg") != "start":
             raise InvalidArgument("Step: the first message must be `start`")
         start = first.start
-        s = self._session(start.session, OPTIMIZER)
+        s = self._session(start.session, OPTIMIZER, context)
         if start.mode == pb.PUSH:
             outcome = self._push(s, start, it)
         elif start.mode == pb.CLOSURE:
@@ -289,6 +312,13 @@ class Servicer:
                     raise item[1]
                 return item[1]
             yield item
+
+
+def _authorize(s: SessionHandle, token: str | None) -> None:
+    """Raises UNAUTHENTICATED unless ``token`` opens ``s`` (sessions without a token are open)."""
+    if not token_matches(s.config.token_hash, token):
+        raise Unauthenticated(f"session {s.name!r} needs its session token (metadata tz-session-token)"
+                              if not token else f"wrong session token for session {s.name!r}")
 
 
 def layout_of_meta(layout: list[tuple[tuple[int, ...], torch.dtype]]) -> tpb.Layout:

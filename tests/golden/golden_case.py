@@ -13,3 +13,5 @@ class GoldenCase:
     closure: bool = True
     rtol: float = 1e-7
     atol: float = 1e-9
+    compare_losses: bool = True
+    """False where the reference returns a different quantity from ``step`` (e.g. residual vectors)."""

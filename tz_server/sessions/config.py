@@ -28,6 +28,10 @@ class SessionConfig:
         ask_timeout: seconds before an unanswered trial is handed out again.
         allow_nonfinite: accept non-finite losses and gradients.
         user_attrs: free-form JSON-like values kept for clients.
+        token_hash: SHA-256 (hex) of the session's own token: every call on the session must carry
+            the token (see :mod:`tz_server.auth`); None for sessions guarded by the server token only.
+        sync_timeout: seconds the gradient pushes of one step (``workers > 1``) wait for the missing
+            ranks before the step is aborted (nothing applied) and the waiting workers get ABORTED.
     """
 
     name: str
@@ -42,6 +46,8 @@ class SessionConfig:
     ask_timeout: float = 60.0
     allow_nonfinite: bool = False
     user_attrs: dict[str, Any] = field(default_factory=dict)
+    token_hash: str | None = None
+    sync_timeout: float = 300.0
 
     def to_state(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
