@@ -185,6 +185,13 @@ CASES: dict[str, ModuleCase] = {
     "SixthOrder3PM2": ModuleCase(lambda: [tz.m.SixthOrder3PM2(derivatives_method="autograd"), tz.m.LR(0.5)], needs_closure=True, skip=_SO_SKIP),
     "GaussNewton": ModuleCase(lambda: [tz.m.GaussNewton(reg=1.0, update_freq=2), tz.m.LR(0.1)], needs_closure=True, skip=_SO_SKIP),
     "SumOfSquares": ModuleCase(lambda: [tz.m.SumOfSquares(), tz.m.LR(1e-4)], needs_closure=True, skip=_SO_SKIP),
+    # -- line searches, L-BFGS / L-SR1, conjugate gradient, restarts (issue 8) --
+    "Backtracking": ModuleCase(lambda: [tz.m.LBFGS(), tz.m.Backtracking()], needs_closure=True),
+    "AdaptiveBacktracking": ModuleCase(lambda: [tz.m.AdaptiveBacktracking(init=0.1, nplus=3.0)], needs_closure=True, steps=5),
+    "StrongWolfe": ModuleCase(lambda: [tz.m.LBFGS(history_size=3), tz.m.StrongWolfe()], needs_closure=True),
+    "ScipyMinimizeScalar": ModuleCase(lambda: [tz.m.ScipyMinimizeScalar(maxiter=8)], needs_closure=True),
+    "AdaptiveBisection": ModuleCase(lambda: [tz.m.AdaptiveBisection(init=0.01)], needs_closure=True, steps=5),
+    "LBFGS": ModuleCase(lambda: [tz.m.LBFGS(history_size=2), tz.m.LR(1e-2)], steps=5),
 }
 
 ABSTRACT: dict[str, str] = {
@@ -197,6 +204,7 @@ ABSTRACT: dict[str, str] = {
     "GradApproximator": "abstract base of the gradient approximators (issue 3)",
     "HomotopyBase": "abstract base of the homotopies (issue 3)",
     "HigherOrderMethodBase": "abstract base of the multipoint Newton methods (second_order)",
+    "LineSearchBase": "abstract base of the line searches (issue 8)",
 }
 
 
