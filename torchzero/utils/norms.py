@@ -1,4 +1,4 @@
-"""Norms and statistics of tensors, whole or along dimensions, for the clipping family.
+"""Norms and statistics of tensors, whole or along dimensions (clipping, grafting, normalization).
 
 ``ord`` is one of
 

@@ -14,7 +14,7 @@ import torch
 
 from ...core.transform import TensorTransform
 from ...utils.foreach import scalar_or_list
-from .norms import Ord, canonical_ord, check_dim, global_norm, norm, resolve_dims, tensor_norms
+from ...utils.norms import Ord, canonical_ord, check_dim, global_norm, norm, resolve_dims, tensor_norms
 
 Dim = int | Sequence[int] | Literal["global"] | None
 TINY = 1e-12

@@ -14,7 +14,7 @@ from ...core.chain import Chainable
 from ...core.objective import Objective
 from ...core.transform import TensorTransform
 from ...utils.foreach import scalar_or_list
-from .norms import Ord, canonical_ord, global_norm, tensor_norms
+from ...utils.norms import Ord, canonical_ord, global_norm, tensor_norms
 
 
 def _lerp_(bufs: list[torch.Tensor], tensors: list[torch.Tensor], beta: list[float]) -> None:

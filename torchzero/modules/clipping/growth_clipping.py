@@ -17,7 +17,7 @@ import torch
 
 from ...core.objective import Objective
 from ...core.transform import TensorTransform
-from .norms import canonical_ord, global_norm, tensor_norms
+from ...utils.norms import canonical_ord, global_norm, tensor_norms
 
 
 def _bound(r: torch.Tensor, add: float | None, mul: float | None, min_value: float | None) -> torch.Tensor | None:

@@ -21,7 +21,7 @@ from ...core.module import Module
 from ...core.objective import Objective
 from ...core.transform import TensorTransform
 from ...utils.foreach import scalar_or_list
-from ..clipping.norms import Ord, canonical_ord, global_norm
+from ...utils.norms import Ord, canonical_ord, global_norm
 
 
 def _check_ord(ord: Any) -> None:
