@@ -34,6 +34,11 @@ class Unavailable(ServiceError, ConnectionError):
     pass
 
 
+class Aborted(ServiceError):
+    """The server gave up on the call (e.g. a data-parallel step whose other workers never pushed);
+    nothing was applied, so it may be retried."""
+
+
 class StudyFinished(Exception):
     """The study's optimizer terminated: there are no more trials."""
 
@@ -44,6 +49,7 @@ _BY_CODE = {
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.ABORTED: Aborted,
 }
 
 

@@ -37,6 +37,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-interval", type=float, default=1.0,
                    help="save studies at most every this many seconds (default 1; the tell journal covers the rest)")
     p.add_argument("--fsync-journal", action="store_true", help="fsync the tell journal on every tell")
+    p.add_argument("--sync-timeout", type=float, default=300.0,
+                   help="seconds the gradient pushes of one data-parallel step wait for missing workers before "
+                        "the step is abandoned and the waiting workers get ABORTED (default 300)")
     p.add_argument("--log-format", choices=("json", "text"), default="json")
     p.add_argument("--log-level", default="info")
     return p
@@ -61,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             host=args.host, port=args.port, backend=args.backend, device=args.device, state_dir=args.state_dir,
             token=token, tls_cert=args.tls_cert, tls_key=args.tls_key, metrics_port=args.metrics_port,
             max_workers=args.max_workers, ask_timeout=args.ask_timeout, checkpoint_every=args.checkpoint_every,
-            checkpoint_interval=args.checkpoint_interval, fsync_journal=args.fsync_journal)).start()
+            checkpoint_interval=args.checkpoint_interval, fsync_journal=args.fsync_journal,
+            sync_timeout=args.sync_timeout)).start()
     except Exception as e:  # bad device, unreadable certificate, port in use...
         print(f"tz-server: {getattr(e, 'message', None) or e}", file=sys.stderr)
         return 2

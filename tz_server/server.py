@@ -39,6 +39,9 @@ class ServerOptions:
         checkpoint_interval: studies are saved at most this often (seconds; the journal covers the rest).
         fsync_journal: fsync the tell journal on every tell.
         max_params_bytes: largest parameter set a session may have.
+        sync_timeout: default seconds the gradient pushes of one step of a ``workers > 1`` session
+            wait for the missing ranks; then the step is abandoned (nothing applied) and the waiting
+            workers get ABORTED naming the missing ranks. A session may set its own.
     """
 
     host: str = "127.0.0.1"
@@ -56,6 +59,7 @@ class ServerOptions:
     checkpoint_interval: float = 1.0
     fsync_journal: bool = False
     max_params_bytes: int = 16 << 30
+    sync_timeout: float = 300.0
 
 
 class Server:
@@ -65,6 +69,8 @@ class Server:
         self.options = o = options
         if bool(o.tls_cert) != bool(o.tls_key):
             raise ValueError("TLS needs both a certificate and a key")
+        if not 0 < o.sync_timeout < float("inf"):
+            raise ValueError("sync_timeout must be a positive number of seconds")
         self.backend = make_backend(o.backend, device=o.device, state_dir=o.state_dir,
                                     checkpoint_every=o.checkpoint_every, checkpoint_interval=o.checkpoint_interval,
                                     ask_timeout=o.ask_timeout, fsync_journal=o.fsync_journal)
@@ -73,7 +79,7 @@ class Server:
         self._grpc = grpc.server(ThreadPoolExecutor(o.max_workers, thread_name_prefix="tz-rpc"),
                                  interceptors=interceptors, options=SERVER_OPTIONS,
                                  maximum_concurrent_rpcs=o.max_workers * 4)
-        self.servicer = Servicer(self.backend, self.metrics, o.max_params_bytes)
+        self.servicer = Servicer(self.backend, self.metrics, o.max_params_bytes, sync_timeout=o.sync_timeout)
         self._grpc.add_generic_rpc_handlers((server_handler(self.servicer),))
         self.health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._grpc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -76,6 +77,9 @@ class TrainSession(Session):
         self._pushed: dict[int, list[torch.Tensor]] = {}
         self._losses: dict[int, Any] = {}
         self._last_loss: Any = None
+        self._round = 0                   # bumped when a step's pushes are abandoned (sync timeout)
+        self._round_start = 0.0           # when the first push of the current round arrived
+        self._round_abort: tuple[int, str] | None = None   # (round, why) of the last abandoned round
         self._pool: list[list[torch.Tensor]] = []
         self._pool_lock = threading.Lock()
         if state is None:
@@ -116,26 +120,54 @@ class TrainSession(Session):
     def push(self, step: int, rank: int, grads: list[torch.Tensor], loss: Any = None) -> StepOutcome:
         """Adds one worker's gradients (validated, on the session's device); the last of the
         ``workers`` pushes averages them (in rank order, so the result does not depend on arrival
-        order) and steps. Blocks until the step is done."""
+        order) and steps. Blocks until the step is done.
+
+        If the missing ranks have not pushed ``config.sync_timeout`` seconds after the first push of
+        the step, the step is abandoned: the pushed gradients are dropped (nothing is applied) and
+        every waiting worker gets ABORTED naming the missing ranks; retrying the step starts over.
+        """
         if not 0 <= rank < self.workers:
             raise InvalidArgument(f"rank {rank} out of range for a session with {self.workers} worker(s)")
         with self.cond:
             done = self._check_step(step)
             if done is not None:
                 return done
+            if not self._pushed:
+                self._round_start = time.monotonic()
             self._pushed.setdefault(rank, grads)
             if loss is not None:
                 self._losses.setdefault(rank, loss)
             if len(self._pushed) == self.workers:
                 self._apply_pushed()
             else:
+                my_round = self._round
                 while self.step == step:
                     if self.closed:
                         raise Unavailable(f"session {self.name} is closed")
                     if self.failed:
                         raise FailedPrecondition(f"session {self.name} failed: {self.failed}")
-                    self.cond.wait()
+                    if self._round != my_round:  # another waiter gave up on this step
+                        assert self._round_abort is not None
+                        raise Aborted(self._round_abort[1])
+                    left = self._round_start + self.config.sync_timeout - time.monotonic()
+                    if left <= 0:
+                        raise Aborted(self._abandon_round(step))
+                    self.cond.wait(left)
             return StepOutcome(self.step, self._last_loss, False)
+
+    def _abandon_round(self, step: int) -> str:
+        """Drops the pushes of an incomplete step (under the lock); returns the error message."""
+        have = sorted(self._pushed)
+        missing = [r for r in range(self.workers) if r not in self._pushed]
+        why = (f"session {self.name}, step {step}: no gradients from rank(s) {missing} within {self.config.sync_timeout:g} s "
+               f"(sync timeout; received from rank(s) {have}); the step was not applied: retry it once every worker is back")
+        log.warning("%s", why)
+        self._pushed.clear()
+        self._losses.clear()
+        self._round += 1
+        self._round_abort = (self._round, why)
+        self.cond.notify_all()
+        return why
 
     def _apply_pushed(self) -> None:
         ranks = sorted(self._pushed)
