@@ -205,6 +205,7 @@ ABSTRACT: dict[str, str] = {
     "HomotopyBase": "abstract base of the homotopies (issue 3)",
     "HigherOrderMethodBase": "abstract base of the multipoint Newton methods (second_order)",
     "LineSearchBase": "abstract base of the line searches (issue 8)",
+    "LimitedMemoryBase": "abstract base of L-BFGS / L-SR1 (issue 8)",
 }
 
 
