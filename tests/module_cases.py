@@ -192,6 +192,11 @@ CASES: dict[str, ModuleCase] = {
     "ScipyMinimizeScalar": ModuleCase(lambda: [tz.m.ScipyMinimizeScalar(maxiter=8)], needs_closure=True),
     "AdaptiveBisection": ModuleCase(lambda: [tz.m.AdaptiveBisection(init=0.01)], needs_closure=True, steps=5),
     "LBFGS": ModuleCase(lambda: [tz.m.LBFGS(history_size=2), tz.m.LR(1e-2)], steps=5),
+    # -- matrix_adaptive: matrix preconditioners --
+    "Orthogonalize": ModuleCase(lambda: [tz.m.Orthogonalize(adjust_lr=True, dual_norm_correction=True), tz.m.Orthogonalize(method="polar_express", channel_first=False), tz.m.LR(1e-2)]),
+    "DualNormCorrection": ModuleCase(lambda: [tz.m.Orthogonalize(method="svd"), tz.m.DualNormCorrection(), tz.m.LR(1e-2)]),
+    "MuonAdjustLR": ModuleCase(lambda: [tz.m.Orthogonalize(method="svd", channel_first=False), tz.m.MuonAdjustLR(channel_first=False, alpha=0.5), tz.m.LR(1e-2)]),
+    "Shampoo": ModuleCase(lambda: [tz.m.Shampoo(precond_freq=2, beta=0.9, inner=tz.m.EMA(0.9)), tz.m.Shampoo(merge_small=False, max_dim=4), tz.m.LR(1e-2)]),
 }
 
 ABSTRACT: dict[str, str] = {

@@ -1,0 +1,6 @@
+"""Matrix preconditioners: orthogonalized updates (Muon), Kronecker-factored (Shampoo, SOAP) and
+full-matrix (FullMatrixAdagrad, GGT) adaptive methods."""
+from .muon import DualNormCorrection, MuonAdjustLR, Orthogonalize
+from .shampoo import Shampoo
+
+__all__ = ["DualNormCorrection", "MuonAdjustLR", "Orthogonalize", "Shampoo"]
