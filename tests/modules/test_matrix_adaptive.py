@@ -1,5 +1,4 @@
-"""matrix_adaptive/: Orthogonalize (Muon), DualNormCorrection, MuonAdjustLR, Shampoo, SOAP,
-FullMatrixAdagrad, GGT."""
+"""matrix_adaptive/: Orthogonalize (Muon), DualNormCorrection, MuonAdjustLR, Shampoo."""
 from __future__ import annotations
 
 import math
