@@ -18,9 +18,10 @@ class RMSprop(TensorTransform):
     With input ``g``, ``a = smoothing``, step ``t`` and ``p = pow``::
 
         v <- a v + (1 - a) |g|^p                  (v <- |g|^p on the first step with init="update")
-        centered:  m <- a m + (1 - a) g,  v_c = v - m^2
-        amsgrad:   v_max <- max(v_max, v), used in place of v
-        debias:    v / (1 - a^t)
+        amsgrad:   v_max <- max(v_max, v), used in place of v below
+        centered:  m <- a m + (1 - a) g,  v <- v - m^2
+        debias:    v <- v / (1 - a^t)          (after centering: the mean is not debiased separately,
+                                                which would make the first variance exactly zero)
         update = g / (v^(1/p) + eps)
 
     With the defaults, followed by ``LR(lr)`` this is ``torch.optim.RMSprop(lr=lr, alpha=smoothing,
