@@ -38,6 +38,7 @@ class Client:
     def create_study(self, name: str, x0: torch.Tensor | Sequence[torch.Tensor], modules: Sequence[Any], *,
                      lower: Any = None, upper: Any = None, seed: int | None = None, exist_ok: bool = False,
                      ask_timeout: float | None = None, allow_nonfinite: bool = False, device: str | None = None,
+                     objective: str | None = None, max_evals: int | None = None,
                      session_token: str | None = None) -> Study:
         """Creates a study (ask/tell) whose optimizer is ``tz.Optimizer(x0, *modules)`` on the server.
 
@@ -52,6 +53,9 @@ class Client:
             ask_timeout: seconds before a trial nobody told is handed out again.
             allow_nonfinite: accept inf / nan losses.
             device: where the server keeps the study (default: the server's device).
+            objective / max_evals: evaluate the study on the server with the objective the operator
+                registered under this name (``tz-server --backend ray --objective NAME=...``), by Ray
+                workers, until ``max_evals`` evaluations; watch it with ``info()`` and ``best()``.
             session_token: the study's own token: every call on it then needs this token (on top
                 of the server's); others cannot open, ask, tell or delete it.
         """
@@ -59,7 +63,7 @@ class Client:
         params = [torch.as_tensor(t) for t in x0] if is_list else [x0]
         header = pb.CreateHeader(name=name, kind=pb.STUDY, modules=specs.modules_to_proto(modules), exist_ok=exist_ok,
                                  ask_timeout=ask_timeout or 0.0, allow_nonfinite=allow_nonfinite, device=device or "",
-                                 user_attrs=specs.to_map({"x0_is_list": is_list}),
+                                 user_attrs=specs.to_map(_study_attrs(is_list, objective, max_evals)),
                                  session_token=session_token or "")
         if seed is not None:
             header.seed = int(seed)
@@ -110,3 +114,14 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client({self.address!r})"
+
+
+def _study_attrs(is_list: bool, objective: str | None, max_evals: int | None) -> dict[str, Any]:
+    attrs: dict[str, Any] = {"x0_is_list": is_list}
+    if objective is not None:  # read by the Ray backend (tz_server.backends.ray.objectives)
+        if max_evals is None:
+            raise ValueError("a study with a server-side objective needs max_evals")
+        attrs.update({"tz.objective": str(objective), "tz.max_evals": int(max_evals)})
+    elif max_evals is not None:
+        raise ValueError("max_evals is for studies with a server-side objective")
+    return attrs

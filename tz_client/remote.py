@@ -41,6 +41,8 @@ class RemoteOptimizer(torch.optim.Optimizer):
             averages their gradients and steps once (synchronous data parallel).
         rank: this process's index among ``workers``.
         tls / root_certificates / retry_timeout: see :class:`~tz_client.Client`.
+        shards: on a server with the Ray backend, split the parameters and state across this many
+            Ray actors (default: the server's ``--shards``); only per-parameter chains can be split.
         sync_timeout: with ``workers > 1``, seconds the server waits for the other workers' gradients
             once one pushed a step (default: the server's ``--sync-timeout``); then the step is
             abandoned and :meth:`step` raises :class:`~tz_client.errors.Aborted` naming the missing
@@ -54,7 +56,7 @@ class RemoteOptimizer(torch.optim.Optimizer):
     def __init__(self, params: Any, *modules: Any, address: str, session: str | None = None, token: str | None = None,
                  device: str | None = None, workers: int = 1, rank: int = 0, tls: bool = False,
                  root_certificates: bytes | str | Path | None = None, retry_timeout: float = 60.0,
-                 session_token: str | None = None, sync_timeout: float | None = None):
+                 shards: int | None = None, session_token: str | None = None, sync_timeout: float | None = None):
         super().__init__(params, {})
         if not 0 <= rank < workers:
             raise ValueError(f"rank must be in [0, workers), got rank={rank}, workers={workers}")
@@ -72,8 +74,9 @@ class RemoteOptimizer(torch.optim.Optimizer):
                 groups.append(pb.ParamGroup(params=[index[id(p)] for p in g["params"]], options=specs.to_map(opts)))
         header = pb.CreateHeader(name=self.session, kind=pb.OPTIMIZER, modules=specs.modules_to_proto(modules),
                                  groups=groups, exist_ok=session is not None or workers > 1, workers=workers,
-                                 device=device or "", session_token=session_token or "",
-                                 sync_timeout=sync_timeout or 0.0)
+                                 device=device or "",
+                                 user_attrs=specs.to_map({} if shards is None else {"tz.shards": int(shards)}),
+                                 session_token=session_token or "", sync_timeout=sync_timeout or 0.0)
         info = create_session(self._conn, header, self._params, self._md)
         if info.workers != workers:
             raise ValueError(f"session {self.session!r} has workers={info.workers}, not {workers}")

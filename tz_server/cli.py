@@ -40,6 +40,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sync-timeout", type=float, default=300.0,
                    help="seconds the gradient pushes of one data-parallel step wait for missing workers before "
                         "the step is abandoned and the waiting workers get ABORTED (default 300)")
+    ray = p.add_argument_group("Ray backend (--backend ray)")
+    ray.add_argument("--ray-address", help="Ray cluster to join (auto, host:6379, ray://host:10001); "
+                     "default: start a local Ray")
+    ray.add_argument("--shards", type=int, help="split optimizer sessions across N Ray actors (default 1)")
+    ray.add_argument("--objective", action="append", default=[], metavar="NAME=package.module:function",
+                     help="register a server-side objective that studies created with objective=NAME are "
+                          "evaluated with by Ray workers (repeatable)")
+    ray.add_argument("--eval-workers", type=int, help="Ray workers per registered objective (default 4)")
+    ray.add_argument("--shard-cpus", type=float, help="CPUs each shard actor reserves (default: Ray's default)")
+    ray.add_argument("--ray-num-cpus", type=int, help="CPUs of the local Ray started without --ray-address")
     p.add_argument("--log-format", choices=("json", "text"), default="json")
     p.add_argument("--log-level", default="info")
     return p
@@ -58,13 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     if not _DEVICE.match(args.device):
         print(f"tz-server: invalid device {args.device!r}: expected cpu, cuda or cuda:N", file=sys.stderr)
         return 2
+    try:
+        ray_options = _ray_options(args)
+    except ValueError as e:
+        print(f"tz-server: {e}", file=sys.stderr)
+        return 2
     from .server import ServerOptions, Server
     try:
         server = Server(ServerOptions(
             host=args.host, port=args.port, backend=args.backend, device=args.device, state_dir=args.state_dir,
             token=token, tls_cert=args.tls_cert, tls_key=args.tls_key, metrics_port=args.metrics_port,
             max_workers=args.max_workers, ask_timeout=args.ask_timeout, checkpoint_every=args.checkpoint_every,
-            checkpoint_interval=args.checkpoint_interval, fsync_journal=args.fsync_journal,
+            checkpoint_interval=args.checkpoint_interval, fsync_journal=args.fsync_journal, ray=ray_options,
             sync_timeout=args.sync_timeout)).start()
     except Exception as e:  # bad device, unreadable certificate, port in use...
         print(f"tz-server: {getattr(e, 'message', None) or e}", file=sys.stderr)
@@ -78,6 +93,38 @@ def main(argv: list[str] | None = None) -> int:
     log.info("shutting down")
     server.stop(grace=2.0)
     return 0
+
+
+def _ray_options(args: argparse.Namespace) -> dict:
+    """The Ray backend's options from the command line (an error if given without it)."""
+    given = {k: v for k, v in (("--ray-address", args.ray_address), ("--shards", args.shards),
+                               ("--eval-workers", args.eval_workers), ("--shard-cpus", args.shard_cpus),
+                               ("--ray-num-cpus", args.ray_num_cpus), ("--objective", args.objective or None))
+             if v is not None}
+    if args.backend != "ray":
+        if given:
+            raise ValueError(f"{', '.join(given)} need(s) --backend ray")
+        return {}
+    out: dict = {}
+    if args.ray_address:
+        out["address"] = args.ray_address
+    if args.shards is not None:
+        if args.shards < 1:
+            raise ValueError("--shards must be >= 1")
+        out["shards"] = args.shards
+    if args.eval_workers is not None:
+        out["eval_workers"] = args.eval_workers
+    if args.shard_cpus is not None:
+        out["shard_cpus"] = args.shard_cpus
+    if args.ray_num_cpus is not None:
+        out["ray_init"] = {"num_cpus": args.ray_num_cpus}
+    if args.objective:
+        from .backends.ray.objectives import parse_objective, resolve
+        objectives = dict(parse_objective(o) for o in args.objective)
+        for target in objectives.values():  # fail before starting Ray
+            resolve(target)
+        out["objectives"] = objectives
+    return out
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ class ServerOptions:
 
     Attributes:
         host / port: where to listen (``port=0`` picks a free port).
-        backend: ``local`` (default) or ``ray`` (not available yet).
+        backend: ``local`` (default) or ``ray`` (sessions on a Ray cluster).
         device: default device of sessions (``cpu``, ``cuda``, ``cuda:N``).
         state_dir: save sessions there and restore them on start (None: in memory only).
         token: require ``authorization: Bearer <token>`` on every call.
@@ -42,6 +42,8 @@ class ServerOptions:
         sync_timeout: default seconds the gradient pushes of one step of a ``workers > 1`` session
             wait for the missing ranks; then the step is abandoned (nothing applied) and the waiting
             workers get ABORTED naming the missing ranks. A session may set its own.
+        ray: options of the Ray backend (``address``, ``shards``, ``objectives``, ``eval_workers``,
+            ``shard_cpus``, ``shard_gpus``, ``ray_init``; see ``tz_server.backends.ray.RayBackend``).
     """
 
     host: str = "127.0.0.1"
@@ -60,6 +62,7 @@ class ServerOptions:
     fsync_journal: bool = False
     max_params_bytes: int = 16 << 30
     sync_timeout: float = 300.0
+    ray: dict[str, Any] = field(default_factory=dict)
 
 
 class Server:
@@ -71,9 +74,11 @@ class Server:
             raise ValueError("TLS needs both a certificate and a key")
         if not 0 < o.sync_timeout < float("inf"):
             raise ValueError("sync_timeout must be a positive number of seconds")
+        if o.ray and o.backend != "ray":
+            raise ValueError(f"Ray options ({', '.join(sorted(o.ray))}) need backend='ray'")
         self.backend = make_backend(o.backend, device=o.device, state_dir=o.state_dir,
                                     checkpoint_every=o.checkpoint_every, checkpoint_interval=o.checkpoint_interval,
-                                    ask_timeout=o.ask_timeout, fsync_journal=o.fsync_journal)
+                                    ask_timeout=o.ask_timeout, fsync_journal=o.fsync_journal, **o.ray)
         self.metrics = Metrics(self.backend.list)
         interceptors = [TokenAuth(o.token)] if o.token else []
         self._grpc = grpc.server(ThreadPoolExecutor(o.max_workers, thread_name_prefix="tz-rpc"),

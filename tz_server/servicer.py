@@ -257,7 +257,7 @@ class Servicer:
             if start.HasField("loss"):
                 loss = loss_from_proto(start.loss, "loss")
                 check_loss(loss, "loss", finite=not s.config.allow_nonfinite)
-            return s.push(start.step, start.rank, to_device(grads, torch.device(s.config.device)), loss)
+            return s.push(start.step, start.rank, to_device(grads, _input_device(s)), loss)
         finally:
             if bufs is not None:
                 s.return_buffers(bufs)
@@ -265,7 +265,7 @@ class Servicer:
     def _closure(self, s: SessionHandle, start: pb.StepStart, it: Iterator[Any]) -> Any:
         """Runs the step on a helper thread; its evaluation calls go out through this stream."""
         out: queue.Queue = queue.Queue()
-        device = torch.device(s.config.device)
+        device = _input_device(s)
         counter = [0]
         finite = not s.config.allow_nonfinite
 
@@ -319,6 +319,12 @@ def _authorize(s: SessionHandle, token: str | None) -> None:
     if not token_matches(s.config.token_hash, token):
         raise Unauthenticated(f"session {s.name!r} needs its session token (metadata tz-session-token)"
                               if not token else f"wrong session token for session {s.name!r}")
+
+
+def _input_device(s: SessionHandle) -> torch.device:
+    """Where incoming tensors go: the session's device, or where its handle wants them (a Ray
+    session's shards may have GPUs this process does not)."""
+    return torch.device(getattr(s, "input_device", None) or s.config.device)
 
 
 def layout_of_meta(layout: list[tuple[tuple[int, ...], torch.dtype]]) -> tpb.Layout:

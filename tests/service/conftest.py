@@ -2,6 +2,7 @@
 ``tz-server`` subprocess (real gRPC on 127.0.0.1, free ports)."""
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import sys
@@ -17,6 +18,8 @@ import tz_client  # noqa: E402
 import tz_server  # noqa: E402
 
 DEPLOYMENTS = ["embedded", "subprocess"]
+if importlib.util.find_spec("ray") is not None:
+    DEPLOYMENTS.append("ray")  # the same client-facing suite on the Ray backend (sessions in Ray actors)
 
 
 class Deployment:
@@ -30,6 +33,13 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     if request.param == "embedded":
         srv = tz_server.serve(ask_timeout=30.0)
         yield Deployment("embedded", srv.address)
+        srv.stop()
+    elif request.param == "ray":
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "ray"))
+        from ray_support import ensure_ray
+        ensure_ray()
+        srv = tz_server.serve(ask_timeout=30.0, backend="ray")
+        yield Deployment("ray", srv.address)
         srv.stop()
     else:
         proc = ServerProcess("--ask-timeout", "30")

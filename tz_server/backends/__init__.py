@@ -1,4 +1,4 @@
-"""Session backends: ``local`` (in this process) and ``ray`` (not available yet).
+"""Session backends: ``local`` (in this process) and ``ray`` (on a Ray cluster; needs Ray).
 
 A backend implements :class:`tz_server.backends.base.Backend`.
 """

@@ -68,6 +68,11 @@ class LocalBackend(Backend):
 
     def create(self, config: SessionConfig, params: list[torch.Tensor], exist_ok: bool = False) -> tuple[SessionHandle, bool]:
         config.device = str(parse_device(config.device or self.device))
+        # options only the Ray backend implements are refused, not ignored
+        if config.user_attrs.get("tz.objective") is not None:
+            raise InvalidArgument("server-side objectives (objective=...) need tz-server --backend ray")
+        if config.user_attrs.get("tz.shards", 1) != 1:
+            raise InvalidArgument("shards > 1 needs tz-server --backend ray")
         if not config.ask_timeout or config.ask_timeout <= 0:
             config.ask_timeout = self.ask_timeout
         with self._lock:

@@ -1,0 +1,252 @@
+"""The Ray backend: training sessions as Ray actors (sharded), evaluations as Ray work.
+
+``tz-server --backend ray [--ray-address ADDRESS] [--shards N] [--objective NAME=pkg.mod:fn]``
+
+* OPTIMIZER sessions live in Ray actors: one (unsharded, any chain, closure steps included) or
+  ``N`` shards (see :mod:`.sharding` for the plan and for which chains can be split, and
+  :mod:`.session` for the coordinator and fault tolerance). The number of shards is the
+  server's ``--shards`` unless the session asks for another (``user_attrs["tz.shards"]``,
+  ``RemoteOptimizer(..., shards=N)``).
+* STUDY sessions (ask/tell) run in the server process, where clients ask and tell; a study
+  created with a registered objective (``objective=NAME``) is evaluated by a pool of Ray workers
+  (:mod:`.objectives`).
+* Shards ask Ray for a GPU (``shard_gpus``) when the session's device is CUDA.
+
+Ray is an optional dependency: importing this package without it raises
+:class:`RayBackendUnavailable` with the install hint.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any
+
+import torch
+
+from ...errors import AlreadyExists, InvalidArgument, NotFound
+from ...persistence import Store
+from ...sessions.base import build_optimizer
+from ...sessions.config import OPTIMIZER, STUDY, SessionConfig
+from ...sessions.study import StudySession
+from ..base import Backend, SessionHandle, parse_device
+
+
+class RayBackendUnavailable(RuntimeError):
+    """Ray is not installed or cannot be reached."""
+
+
+log = logging.getLogger("tz_server.ray")
+
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+class RayBackend(Backend):
+    """Sessions on a Ray cluster.
+
+    Args:
+        device / state_dir / checkpoint_every / checkpoint_interval / ask_timeout / fsync_journal:
+            as for :class:`~tz_server.backends.local.LocalBackend`. ``checkpoint_every`` is also
+            how often shards are checkpointed in memory for fault tolerance.
+        address: a running Ray cluster (``auto``, ``ray://host:10001``, ``host:6379``); None
+            starts a local Ray unless this process already initialised one.
+        shards: default number of shards of OPTIMIZER sessions.
+        objectives: server-side objectives, ``{name: "package.module:function"}``.
+        eval_workers: Ray workers per registered objective.
+        shard_cpus: CPUs each shard actor reserves (None: Ray's default for actors).
+        shard_gpus: GPUs each shard of a CUDA session reserves.
+        ray_init: extra ``ray.init`` keyword arguments (``num_cpus``...).
+    """
+
+    name = "ray"
+
+    def __init__(self, device: str = "cpu", state_dir: str | None = None, checkpoint_every: int = 1,
+                 checkpoint_interval: float = 1.0, ask_timeout: float = 60.0, fsync_journal: bool = False,
+                 address: str | None = None, shards: int = 1, objectives: dict[str, str] | None = None,
+                 eval_workers: int = 4, shard_cpus: float | None = None, shard_gpus: float = 1,
+                 ray_init: dict[str, Any] | None = None):
+        try:
+            import ray
+        except ImportError:
+            raise RayBackendUnavailable("the Ray backend needs Ray: pip install 'torchzero-service[ray]'") from None
+        from .objectives import resolve
+        if int(shards) < 1:
+            raise ValueError(f"shards must be >= 1, got {shards}")
+        self._ray = ray
+        self._owns_ray = False
+        if not ray.is_initialized():
+            kw = {"include_dashboard": False, "log_to_driver": False, **(ray_init or {})}
+            try:
+                ray.init(address=address, **kw)
+            except Exception as e:
+                raise RayBackendUnavailable(f"cannot connect to Ray at {address or 'a new local instance'}: {e}") from None
+            self._owns_ray = True
+        self.shards = int(shards)
+        self.shard_cpus = shard_cpus
+        self.shard_gpus = shard_gpus
+        self.eval_workers = int(eval_workers)
+        self.objectives = dict(objectives or {})
+        self._functions = {name: resolve(target) for name, target in self.objectives.items()}
+        self._evaluators: dict[str, Any] = {}
+        self.device = self._device(device)
+        self.store = Store(state_dir, fsync_journal) if state_dir else None
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval = checkpoint_interval
+        self.ask_timeout = ask_timeout
+        self._sessions: dict[str, Any] = {}
+        self._creating: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        if self.store is not None:
+            self._restore()
+
+    # -- devices ------------------------------------------------------------------------------------------
+    def _device(self, device: str, kind: str = OPTIMIZER) -> str:
+        """Validates a device: CUDA for OPTIMIZER sessions against the cluster's GPUs (shards run
+        on Ray workers); studies run here, so against this machine."""
+        if not _DEVICE.match(device or ""):
+            raise InvalidArgument(f"invalid device {device!r}: expected cpu, cuda or cuda:N")
+        if kind == STUDY or not device.startswith("cuda"):
+            return str(parse_device(device))
+        if self._ray.cluster_resources().get("GPU", 0) < min(self.shard_gpus, 1):
+            raise InvalidArgument(f"device {device!r} requested but the Ray cluster has no GPU")
+        return device
+
+    # -- sessions --------------------------------------------------------------------------------------------
+    def _evaluator(self, name: str) -> Any:
+        with self._lock:
+            ev = self._evaluators.get(name)
+            if ev is None:
+                from tz_client.ray import RayEvaluator
+                ev = self._evaluators[name] = RayEvaluator(self._functions[name], self.eval_workers)
+            return ev
+
+    def _make(self, config: SessionConfig, params: list[torch.Tensor], state: dict | None = None,
+              journal: Any = ()) -> Any:
+        from .objectives import SHARDS, ObjectiveStudy, objective_options
+        from .session import FORMAT, RaySession
+        if config.kind == STUDY:
+            obj = objective_options(config.user_attrs, self.objectives)
+            kw = dict(checkpoint_every=1 << 62, checkpoint_interval=self.checkpoint_interval)
+            if obj is not None:
+                return ObjectiveStudy(config, params, self._evaluator(obj[0]), obj[1], self.store, state, (), **kw)
+            return StudySession(config, params, self.store, state, journal, **kw)
+        if config.kind != OPTIMIZER:
+            raise InvalidArgument(f"unknown session kind {config.kind!r}")
+        if config.user_attrs.get("tz.objective") is not None:
+            raise InvalidArgument("objective= is for studies")
+        if state is not None and state.get("format") == FORMAT:
+            return RaySession(self, config, params, state=state)
+        shards = config.user_attrs.get(SHARDS, self.shards)
+        if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
+            raise InvalidArgument(f"shards must be an integer >= 1, got {shards!r}")
+        shards = min(shards, len(params))
+        if state is not None:  # a checkpoint of the local backend: one shard with its state
+            if shards != 1:
+                raise InvalidArgument("a session saved by the local backend restores unsharded")
+            init = {"format": FORMAT, "plans": None, "step": state["optimizer"].get("current_step", 0),
+                    "shards": [{"params": params, "optimizer": state["optimizer"], "rng": state.get("rng")}],
+                    "evaluations": state.get("evaluations", 0)}
+            from .sharding import plan_shards
+            init["plans"] = [p.to_state() for p in plan_shards([(tuple(p.shape), p.dtype) for p in params], config.groups, 1)]
+            return RaySession(self, config, params, state=init)
+        # build the whole chain here first: bad specs and unshardable chains are refused now
+        probe = build_optimizer(config, [p.detach().cpu().clone().requires_grad_(True) for p in params])
+        if shards > 1:
+            from .sharding import check_shardable
+            check_shardable(probe.unrolled_modules, config.groups)
+        return RaySession(self, config, params, shards=shards)
+
+    def _restore(self) -> None:
+        assert self.store is not None
+        for name, state, journal in self.store.load_all():
+            try:
+                config = SessionConfig.from_state(state["config"])
+                config.device = self._device(config.device, config.kind)
+                self._sessions[name] = self._make(config, state["params"], state, journal)
+                log.info("restored session", extra={"session": name, "step": self._sessions[name].step})
+            except Exception as e:
+                log.error("cannot restore session %s: %s", name, e)
+
+    def create(self, config: SessionConfig, params: list[torch.Tensor], exist_ok: bool = False) -> tuple[SessionHandle, bool]:
+        config.device = self._device(config.device or self.device, config.kind)
+        if not config.ask_timeout or config.ask_timeout <= 0:
+            config.ask_timeout = self.ask_timeout
+        while True:
+            with self._lock:
+                if config.name not in self._sessions:
+                    # reserve the name; creating shards takes seconds, others wait for the outcome
+                    self._sessions[config.name] = None
+                    done = self._creating[config.name] = threading.Event()
+                    break
+                old = self._sessions[config.name]
+                if old is not None:
+                    return self._existing(old, config, params, exist_ok), False
+                pending = self._creating[config.name]
+            if not exist_ok:
+                raise AlreadyExists(f"session {config.name!r} is being created")
+            pending.wait()
+        try:
+            session = self._make(config, params)
+        except BaseException:
+            with self._lock:
+                self._sessions.pop(config.name, None)
+                self._creating.pop(config.name).set()
+            raise
+        with self._lock:
+            self._sessions[config.name] = session
+            self._creating.pop(config.name).set()
+        log.info("created session", extra={"session": config.name, "kind": config.kind, "device": config.device,
+                                           "shards": getattr(session, "shards", 0),
+                                           "params": sum(p.numel() for p in params)})
+        return session, True
+
+    def _existing(self, old: Any, config: SessionConfig, params: list[torch.Tensor], exist_ok: bool) -> Any:
+        if old is None:
+            raise AlreadyExists(f"session {config.name!r} is being created")
+        if not exist_ok:
+            raise AlreadyExists(f"session {config.name!r} already exists")
+        layout = [(tuple(p.shape), p.dtype) for p in params]
+        if old.kind != config.kind or old.layout != layout:
+            raise AlreadyExists(f"session {config.name!r} exists with a different kind or parameter layout")
+        return old
+
+    def get(self, name: str) -> SessionHandle:
+        s = self._sessions.get(name)
+        if s is None:
+            raise NotFound(f"no session named {name!r}")
+        return s
+
+    def list(self) -> list[SessionHandle]:
+        with self._lock:
+            return [s for s in self._sessions.values() if s is not None]
+
+    def delete(self, name: str) -> bool:
+        with self._lock:
+            s = self._sessions.get(name)
+            if s is None:
+                return False
+            del self._sessions[name]
+        s.close(delete=True)
+        log.info("deleted session", extra={"session": name})
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            sessions = [s for s in self._sessions.values() if s is not None]
+            self._sessions.clear()
+            evaluators = list(self._evaluators.values())
+            self._evaluators.clear()
+        for s in sessions:
+            s.close()
+        for ev in evaluators:
+            ev.close()
+        if self._owns_ray:
+            self._ray.shutdown()
+
+
+def make_ray_backend(**options: Any) -> RayBackend:
+    """The Ray backend built with ``options`` (see :class:`RayBackend`)."""
+    return RayBackend(**options)
+
+
+__all__ = ["RayBackend", "RayBackendUnavailable", "make_ray_backend"]

@@ -1,0 +1,387 @@
+"""Training sessions whose parameters and optimizer state live in Ray actors (shards).
+
+The coordinator (:class:`RaySession`) lives in the server process. It keeps a CPU copy of the
+parameters (what ``Pull`` and every step reply stream back), averages the gradients of
+``workers`` pushes, cuts them along the shard plan and sends each shard its part; all shards step
+at once and their new parameters come back in parallel.
+
+Fault tolerance: shard actors are created with ``max_restarts=-1``. The coordinator keeps the
+shards' last checkpoint (in memory; also written to the state directory when the server has
+one) and a log of the steps taken since. A shard that died is restarted by Ray; the coordinator
+notices (the call failed, or the shard reports it is behind), restores the checkpoint, replays
+the log (the same gradients, the same closure answers: the same state, bit for bit) and retries
+the call. Nothing else in the session is affected.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import ray
+import torch
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+
+from ...errors import Aborted, FailedPrecondition, InvalidArgument, Unavailable
+from ...persistence import Store
+from ...sessions.config import OPTIMIZER, SessionConfig
+from ...sessions.trainer import StepOutcome
+from .actor import ShardActor, StaleShard
+from .sharding import ShardPlan, plan_shards
+
+if TYPE_CHECKING:
+    from . import RayBackend
+
+log = logging.getLogger("tz_server.ray")
+
+FORMAT = "tz-ray-session/1"
+MAX_RECOVERIES = 3
+RECOVERY_TIMEOUT = 120.0
+
+
+def _is_stale(e: BaseException) -> bool:
+    return isinstance(e, StaleShard) or isinstance(getattr(e, "cause", None), StaleShard)
+
+
+class RaySession:
+    """An OPTIMIZER session split across ``len(plans)`` shard actors (one when unsharded).
+
+    Args:
+        backend: the owning backend (Ray options, store, checkpoint frequency).
+        config: the session's configuration.
+        params: the initial parameters (CPU).
+        shards: number of shards for a new session (a restored one keeps its saved plan).
+        state: a checkpoint written by :meth:`checkpoint_state` (restore), else None.
+    """
+
+    def __init__(self, backend: "RayBackend", config: SessionConfig, params: list[torch.Tensor], shards: int = 1,
+                 state: dict[str, Any] | None = None):
+        self.backend = backend
+        self.config = config
+        self.name = config.name
+        self.params = [p.detach().cpu().clone() for p in params]
+        for i, p in enumerate(self.params):
+            if not p.is_floating_point():
+                raise InvalidArgument(f"params[{i}]: parameters must be floating point, got {p.dtype}")
+        self.layout = [(tuple(p.shape), p.dtype) for p in self.params]
+        self.input_device = "cpu"
+        self.workers = max(1, int(config.workers))
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
+        self.store: Store | None = backend.store
+        self.checkpoint_every = max(1, int(backend.checkpoint_every))
+        self.evaluations = 0
+        self.closed = False
+        self.failed: str | None = None
+        self.finished = False
+        self.recoveries = 0
+        self._pushed: dict[int, list[torch.Tensor]] = {}
+        self._losses: dict[int, Any] = {}
+        self._last_loss: Any = None
+        self._round = 0
+        self._round_start = 0.0
+        self._round_abort = ""
+        self._sync_timeout = float(getattr(config, "sync_timeout", 300.0) or 300.0)
+        if state is not None:
+            self.plans = [ShardPlan.from_state(p) for p in state["plans"]]
+            self._checkpoint: list[dict[str, Any]] = list(state["shards"])
+            self._step = int(state["step"])
+            self.evaluations = int(state.get("evaluations", 0))
+        else:
+            self.plans = plan_shards(self.layout, config.groups, shards)
+            self._step = 0
+            self._checkpoint = [self._initial(plan) for plan in self.plans]
+        self._log: list[list[tuple]] = [[] for _ in self.plans]
+        self._saved_step = self._step
+        self.handles = [self._spawn(k) for k in range(len(self.plans))]
+        try:  # constructing the shards builds their optimizers: report a bad chain now
+            ray.get([h.step_count.remote() for h in self.handles])
+        except RayTaskError as e:
+            self._kill()
+            raise InvalidArgument(f"cannot build the optimizer on the shards: {getattr(e, 'cause', e)}") from None
+        if state is None:
+            self.save(force=True)
+
+    # -- shards ---------------------------------------------------------------------------------------
+    def _initial(self, plan: ShardPlan) -> dict[str, Any]:
+        standins = [torch.zeros(1, dtype=dt) for _, dt in plan.standins]
+        return {"params": [self.params[i] for i in plan.indices] + standins, "optimizer": None, "rng": None}
+
+    def _spawn(self, k: int) -> Any:
+        opts: dict[str, Any] = {"max_restarts": -1, "max_task_retries": 0}
+        device = "cpu"
+        if torch.device(self.config.device).type == "cuda":
+            device = "cuda"
+            opts["num_gpus"] = self.backend.shard_gpus
+        if self.backend.shard_cpus is not None:
+            opts["num_cpus"] = self.backend.shard_cpus
+        cls = ray.remote(ShardActor).options(**opts)
+        return cls.remote(self.config.to_state(), self.plans[k].to_state(), self._checkpoint[k], device)
+
+    @property
+    def shards(self) -> int:
+        return len(self.plans)
+
+    def _call(self, method: str, args: Any = None) -> list[Any]:
+        """Calls ``method`` on every shard at once (``args(k)``: its arguments) and gathers the
+        results, restoring and retrying shards that died or were restarted."""
+        args = args or (lambda k: ())
+        refs = [getattr(h, method).remote(*args(k)) for k, h in enumerate(self.handles)]
+        out = []
+        for k, ref in enumerate(refs):
+            for attempt in range(MAX_RECOVERIES + 1):
+                try:
+                    out.append(ray.get(ref))
+                    break
+                except (RayActorError, RayTaskError) as e:
+                    if isinstance(e, RayTaskError) and not _is_stale(e):
+                        raise
+                    if attempt == MAX_RECOVERIES:
+                        raise Unavailable(f"session {self.name}: shard {k} keeps failing: {e}") from None
+                    self._recover(k, e)
+                    ref = getattr(self.handles[k], method).remote(*args(k))
+        return out
+
+    def _recover(self, k: int, why: BaseException) -> None:
+        """Restores shard ``k`` (restarted by Ray) from the last checkpoint and the step log."""
+        log.warning("session %s: shard %d lost its state (%s); restoring it from the checkpoint at step %d and "
+                    "replaying %d step(s)", self.name, k, type(why).__name__, self._saved_step, len(self._log[k]))
+        deadline = time.monotonic() + RECOVERY_TIMEOUT
+        while True:
+            try:
+                at = ray.get(self.handles[k].restore.remote(self._checkpoint[k], self._log[k]), timeout=RECOVERY_TIMEOUT)
+                break
+            except (RayActorError, GetTimeoutError) as e:
+                if time.monotonic() > deadline:
+                    raise Unavailable(f"session {self.name}: shard {k} could not be restarted: {e}") from None
+                time.sleep(0.2)
+        self.recoveries += 1
+        if at != self._step:
+            raise FailedPrecondition(f"session {self.name}: shard {k} restored to step {at}, expected {self._step}")
+
+    def _kill(self) -> None:
+        for h in getattr(self, "handles", []):
+            try:
+                ray.kill(h, no_restart=True)
+            except Exception:  # already gone
+                pass
+
+    # -- basics ---------------------------------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        return OPTIMIZER
+
+    @property
+    def step(self) -> int:
+        return self._step
+
+    def status(self) -> str:
+        if self.failed:
+            return f"failed: {self.failed}"
+        return "finished" if self.finished else "running"
+
+    def best_loss(self) -> float | None:
+        return None
+
+    def params_snapshot(self) -> list[torch.Tensor]:
+        with self.lock:
+            return [p.clone() for p in self.params]
+
+    # -- persistence ----------------------------------------------------------------------------------
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"format": FORMAT, "config": self.config.to_state(), "params": list(self.params),
+                "plans": [p.to_state() for p in self.plans], "shards": self._checkpoint, "step": self._step,
+                "evaluations": self.evaluations}
+
+    def save(self, force: bool = False) -> None:
+        """Takes a checkpoint of every shard when due (and writes it to the state directory)."""
+        if self.closed or (not force and self._step - self._saved_step < self.checkpoint_every):
+            return
+        if self._step != self._saved_step or any(self._log):
+            self._checkpoint = self._call("state")
+            self._log = [[] for _ in self.plans]
+            self._saved_step = self._step
+        if self.store is not None:
+            self.store.save(self.name, self.checkpoint_state())
+
+    # -- steps ----------------------------------------------------------------------------------------
+    def _check_step(self, step: int) -> StepOutcome | None:
+        if self.failed:
+            raise FailedPrecondition(f"session {self.name} failed: {self.failed}")
+        if self.closed:
+            raise Unavailable(f"session {self.name} is closed")
+        if step < self._step:
+            return StepOutcome(self._step, self._last_loss, True)
+        if step > self._step:
+            raise Aborted(f"session {self.name} is at step {self._step} but the worker is at step {step} "
+                          "(the server lost steps); reopen the session to resynchronise")
+        return None
+
+    def push(self, step: int, rank: int, grads: list[torch.Tensor], loss: Any = None) -> StepOutcome:
+        """One worker's gradients; the last of ``workers`` pushes averages them (in rank order) and
+        steps every shard. As for local sessions, if the missing ranks have not pushed
+        ``config.sync_timeout`` seconds after the first push of the step, the step is abandoned
+        (nothing applied) and every waiting worker gets ABORTED naming the missing ranks."""
+        if not 0 <= rank < self.workers:
+            raise InvalidArgument(f"rank {rank} out of range for a session with {self.workers} worker(s)")
+        with self.cond:
+            done = self._check_step(step)
+            if done is not None:
+                return done
+            if not self._pushed:
+                self._round_start = time.monotonic()
+            self._pushed.setdefault(rank, grads)
+            if loss is not None:
+                self._losses.setdefault(rank, loss)
+            if len(self._pushed) == self.workers:
+                self._apply_pushed()
+            else:
+                my_round = self._round
+                while self._step == step:
+                    if self.closed:
+                        raise Unavailable(f"session {self.name} is closed")
+                    if self.failed:
+                        raise FailedPrecondition(f"session {self.name} failed: {self.failed}")
+                    if self._round != my_round:  # another waiter gave up on this step
+                        raise Aborted(self._round_abort)
+                    left = self._round_start + self._sync_timeout - time.monotonic()
+                    if left <= 0:
+                        raise Aborted(self._abandon_round(step))
+                    self.cond.wait(left)
+            return StepOutcome(self._step, self._last_loss, False)
+
+    def _abandon_round(self, step: int) -> str:
+        have = sorted(self._pushed)
+        missing = [r for r in range(self.workers) if r not in self._pushed]
+        why = (f"session {self.name}, step {step}: no gradients from rank(s) {missing} within {self._sync_timeout:g} s "
+               f"(sync timeout; received from rank(s) {have}); the step was not applied: retry it once every worker is back")
+        log.warning("%s", why)
+        self._pushed.clear()
+        self._losses.clear()
+        self._round += 1
+        self._round_abort = why
+        self.cond.notify_all()
+        return why
+
+    def _apply_pushed(self) -> None:
+        ranks = sorted(self._pushed)
+        if self.workers == 1:
+            grads = self._pushed[ranks[0]]
+        else:
+            grads = [torch.stack([self._pushed[r][i] for r in ranks]).sum(0).div_(self.workers)
+                     for i in range(len(self.params))]
+        losses = [self._losses[r] for r in ranks if r in self._losses]
+        loss = None
+        if losses:
+            loss = sum(float(x) for x in losses) / len(losses) if self.workers > 1 else losses[0]
+        self._pushed.clear()
+        self._losses.clear()
+        try:
+            self._step_shards([g.detach().cpu() for g in grads])
+            self.evaluations += self.workers
+        except Unavailable:
+            self.cond.notify_all()
+            raise
+        except Exception as e:
+            log.exception("session %s failed at step %d", self.name, self._step)
+            self.failed = f"{type(e).__name__}: {getattr(e, 'cause', None) or e}"
+            self.cond.notify_all()
+            raise FailedPrecondition(f"session {self.name} failed: {self.failed}") from None
+        self._last_loss = loss
+        self.save()
+        self.cond.notify_all()
+
+    def _step_shards(self, grads: list[torch.Tensor]) -> None:
+        parts = [[grads[i] for i in plan.indices] for plan in self.plans]
+        step = self._step
+        outs = self._call("push", lambda k: (step, parts[k]))
+        self._took_step(outs)
+        for k in range(self.shards):
+            self._log[k].append(("push", parts[k]))
+
+    def _took_step(self, outs: list[list[torch.Tensor]]) -> None:
+        for plan, out in zip(self.plans, outs):
+            for i, t in zip(plan.indices, out):
+                self.params[i] = t
+        self._step += 1
+
+    def closure_step(self, step: int, evaluate: Any) -> StepOutcome:
+        """A step whose evaluations call ``evaluate`` (the client's closure).
+
+        Unsharded: the step runs on the shard, which sends every evaluation it needs back here.
+        Sharded: the chain is per-parameter (checked at creation), so it evaluates the objective
+        once, at the current point, for the gradient; that gradient is pushed to every shard.
+        """
+        if self.workers != 1:
+            raise FailedPrecondition("closure steps need a session with workers=1")
+        with self.cond:
+            done = self._check_step(step)
+            if done is not None:
+                return done
+            if self.shards == 1:
+                loss = self._closure_on_shard(step, evaluate)
+            else:
+                loss, grads = evaluate(None, True)
+                self._step_shards([g.detach().cpu() for g in grads])
+                self.evaluations += 1
+            self._last_loss = loss.detach() if isinstance(loss, torch.Tensor) else loss
+            self.save()
+            self.cond.notify_all()
+            return StepOutcome(self._step, self._last_loss, False)
+
+    def _closure_on_shard(self, step: int, evaluate: Any) -> Any:
+        h = self.handles[0]
+        answers: list[tuple[Any, Any]] = []
+        try:
+            msg = ray.get(h.closure_begin.remote(step))
+        except (RayActorError, RayTaskError) as e:
+            if isinstance(e, RayTaskError) and not _is_stale(e):
+                raise
+            self._recover(0, e)
+            raise Unavailable(f"session {self.name}: its shard was restarted; retry the step") from None
+        try:
+            while msg[0] == "eval":
+                loss, grads = evaluate(msg[1], msg[2])
+                grads = None if grads is None else [g.detach().cpu() for g in grads]
+                answers.append((loss, grads))
+                msg = ray.get(h.closure_answer.remote(loss, grads))
+        except RayActorError as e:
+            self._recover(0, e)
+            raise Unavailable(f"session {self.name}: its shard was restarted during the step; retry it") from None
+        except BaseException:
+            try:
+                ray.get(h.closure_abort.remote())
+            except RayActorError as e:
+                self._recover(0, e)
+            raise
+        if msg[0] == "error":
+            raise msg[1]
+        if msg[0] != "done":
+            raise Unavailable(f"session {self.name}: the step was aborted")
+        _, at, loss, params = msg
+        if at != step + 1:  # the step had already been taken (a retry after a lost reply)
+            return self._last_loss
+        self._took_step([params])
+        self._log[0].append(("closure", answers))
+        self.evaluations += len(answers)
+        return loss
+
+    # -- unsupported for OPTIMIZER sessions -----------------------------------------------------------
+    def ask(self, *a: Any, **kw: Any) -> Any:  # pragma: no cover - the servicer checks the kind
+        raise FailedPrecondition(f"session {self.name} is an optimizer session")
+
+    tell = best_reply = ask
+
+    def close(self, delete: bool = False) -> None:
+        with self.cond:
+            if not delete and not self.closed and self.failed is None and self.store is not None:
+                try:
+                    self.save(force=True)
+                except Exception as e:
+                    log.error("final checkpoint of %s failed: %s", self.name, e)
+            self.closed = True
+            self.cond.notify_all()
+        self._kill()
+        if delete and self.store is not None:
+            self.store.delete(self.name)
