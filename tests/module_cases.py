@@ -192,6 +192,14 @@ CASES: dict[str, ModuleCase] = {
     "ScipyMinimizeScalar": ModuleCase(lambda: [tz.m.ScipyMinimizeScalar(maxiter=8)], needs_closure=True),
     "AdaptiveBisection": ModuleCase(lambda: [tz.m.AdaptiveBisection(init=0.01)], needs_closure=True, steps=5),
     "LBFGS": ModuleCase(lambda: [tz.m.LBFGS(history_size=2), tz.m.LR(1e-2)], steps=5),
+    # -- restarts, conjugate gradient (issue 8) --
+    "RestartEvery": ModuleCase(lambda: [tz.m.RestartEvery(tz.m.Adam(), 2), tz.m.LR(1e-2)], steps=5),
+    "RestartOnStuck": ModuleCase(lambda: [tz.m.RestartOnStuck(tz.m.Adam(), tol=1.0, n_tol=2), tz.m.LR(1e-2)], steps=5),
+    "PowellRestart": ModuleCase(lambda: [tz.m.PowellRestart(tz.m.FletcherReeves(), cond1=0.1), tz.m.LR(1e-2)], steps=5),
+    "BirginMartinezRestart": ModuleCase(lambda: [tz.m.BirginMartinezRestart(tz.m.HestenesStiefel(), cond=0.5), tz.m.LR(1e-2)], steps=5),
+    "PolakRibiere": ModuleCase(lambda: [tz.m.PolakRibiere(clip_beta=False, restart_interval=3), tz.m.LR(1e-2)], steps=5),
+    "HagerZhang": ModuleCase(lambda: [tz.m.HagerZhang(inner=tz.m.Mul(0.5)), tz.m.LR(1e-2)], steps=5),
+    "ProjectedGradientMethod": ModuleCase(lambda: [tz.m.ProjectedGradientMethod(concat_params=False), tz.m.LR(1e-2)], steps=5),
     # -- matrix_adaptive: matrix preconditioners --
     "Orthogonalize": ModuleCase(lambda: [tz.m.Orthogonalize(adjust_lr=True, dual_norm_correction=True), tz.m.Orthogonalize(method="polar_express", channel_first=False), tz.m.LR(1e-2)]),
     "DualNormCorrection": ModuleCase(lambda: [tz.m.Orthogonalize(method="svd"), tz.m.DualNormCorrection(), tz.m.LR(1e-2)]),
@@ -233,6 +241,8 @@ ABSTRACT: dict[str, str] = {
     "HomotopyBase": "abstract base of the homotopies (issue 3)",
     "HigherOrderMethodBase": "abstract base of the multipoint Newton methods (second_order)",
     "LineSearchBase": "abstract base of the line searches (issue 8)",
+    "RestartStrategyBase": "abstract base of the restart strategies (issue 8)",
+    "ConjugateGradientBase": "abstract base of the conjugate gradient methods (issue 8)",
     "LimitedMemoryBase": "abstract base of L-BFGS / L-SR1 (issue 8)",
 }
 
