@@ -234,10 +234,11 @@ class BBStab(_DifferenceStepSize):
         if delta is None:
             # lengths of the BB steps (k >= 2; s of k = 1 is the alpha_0 step) are recorded while unbounded
             gs = self.global_state
-            if k <= st["inf_iters"] + 1 or "s_norm_min" not in gs:
-                if k >= 2:
-                    s_norm = _norm(s)
-                    gs["s_norm_min"] = min(gs.get("s_norm_min", s_norm), s_norm)
+            unbounded = k <= st["inf_iters"] + 1
+            if k >= 2 and (unbounded or "s_norm_min" not in gs):
+                s_norm = _norm(s)
+                gs["s_norm_min"] = min(gs.get("s_norm_min", s_norm), s_norm)
+            if unbounded:
                 return step
             delta = st["c"] * gs["s_norm_min"]
         u_norm = _norm(tensors)
