@@ -61,3 +61,23 @@ def test_service_selects_the_head_pod() -> None:
     assert svc["kind"] == "Service"
     assert svc["spec"]["selector"] == {"ray.io/cluster": rc["metadata"]["name"], "ray.io/node-type": "head"}
     assert {p["port"] for p in svc["spec"]["ports"]} >= {50051}
+
+
+def test_server_command_lines_parse_with_the_real_cli() -> None:
+    """The flags in the manifest and the image exist (the CLI's own parser reads them)."""
+    import shlex
+
+    from tz_server.cli import parser
+
+    (rc,) = load_all("kuberay/raycluster.yaml")
+    start = rc["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["lifecycle"]["postStart"]["exec"]["command"][-1]
+    words = shlex.split(start.split("nohup", 1)[1].split(">", 1)[0])
+    assert words[0] == "tz-server"
+    args = parser().parse_args(words[1:])
+    assert args.backend == "ray" and args.ray_address == "auto" and args.shards >= 1
+    for obj in args.objective:
+        from tz_server.backends.ray.objectives import parse_objective, resolve
+        resolve(parse_objective(obj)[1])
+    cmd = re.search(r"^CMD (\[.*\])", (DEPLOY / "Dockerfile").read_text(), re.M)
+    assert cmd is not None
+    parser().parse_args(__import__("json").loads(cmd.group(1)))
