@@ -47,8 +47,15 @@ class Metrics:
         self._http: Any = None
 
     def observe(self, method: str, seconds: float, code: str) -> None:
-        self.latency.labels(method).observe(seconds)
-        self.rpcs.labels(method, code).inc()
+        # the labelled children are looked up once (a labels() call takes a lock and builds a key)
+        try:
+            lat, count = self._children[(method, code)]
+        except (KeyError, AttributeError):
+            if not hasattr(self, "_children"):
+                self._children: dict = {}
+            lat, count = self._children[(method, code)] = (self.latency.labels(method), self.rpcs.labels(method, code))
+        lat.observe(seconds)
+        count.inc()
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
         """Serves ``/metrics`` over HTTP; returns the port (``port=0`` picks a free one)."""

@@ -37,7 +37,13 @@ ASK_BYTES = 32 << 20
 
 
 class StudySession(Session):
-    """A hosted optimizer driven by ask/tell."""
+    """A hosted optimizer driven by ask/tell.
+
+    Two conditions on the session's lock keep thread hand-offs to the minimum (each costs a
+    context switch and a GIL hand-off): askers wait on ``cond`` and are woken when trials are added
+    (or the study ends); the stepping thread waits on ``step_cond`` and is woken once, by the tell
+    that answers the last open trial of its batch.
+    """
 
     def __init__(self, config: SessionConfig, params: list[torch.Tensor], store: Store | None = None,
                  state: dict[str, Any] | None = None, journal: Sequence[pb.TellItem] = (), **kw: Any):
@@ -53,6 +59,7 @@ class StudySession(Session):
             raise InvalidArgument(f"a point of this study takes {self.trial_bytes} bytes; ask/tell carries at most "
                                   f"{ASK_BYTES} per reply (use a RemoteOptimizer for large models)")
         self.book = AskBook(step=self.step)
+        self.step_cond = threading.Condition(self.lock)
         self.best: tuple[float, Any, list[torch.Tensor], str] | None = None
         if state is not None and state.get("best") is not None:
             b = state["best"]
@@ -121,8 +128,8 @@ class StudySession(Session):
                 with self.cond:
                     if self.opt.should_terminate:
                         self.finished = True
+                        self.cond.notify_all()  # askers learn that no trial will come
                     self.book.new_step(self.step)
-                    self.cond.notify_all()
                 self._save_between_steps()
         except SessionClosed:
             return
@@ -131,6 +138,7 @@ class StudySession(Session):
             with self.cond:
                 self.failed = f"{type(e).__name__}: {e}"
                 self.cond.notify_all()
+                self.step_cond.notify_all()
 
     def _save_between_steps(self, force: bool = False) -> None:
         if self.store is None:
@@ -168,17 +176,18 @@ class StudySession(Session):
             for a in asks:
                 ans = self.book.early.pop(a.id, None)
                 if ans is not None and (ans.grads is not None or not a.needs_grad):
+                    self.book.open_count += 1  # _apply counts it as answered
                     self._apply(a, ans)
                 self.book.add(a)
-            self.cond.notify_all()
             open_ = [a for a in asks if not a.done]
+            if open_:
+                self.cond.notify_all()  # askers: new trials
         if open_:
             with self.rng.released(), self.cond:
-                for a in open_:
-                    while not a.done:
-                        if self.closed:
-                            raise SessionClosed(self.name)
-                        self.cond.wait()
+                while any(not a.done for a in open_):  # woken by the tell of the last open trial
+                    if self.closed:
+                        raise SessionClosed(self.name)
+                    self.step_cond.wait()
         return [EvalResult(a.loss, a.grads) for a in asks]
 
     def _apply(self, a: Ask, ans: Answer) -> None:
@@ -264,8 +273,8 @@ class StudySession(Session):
                 journal.append(ans.item)
             if journal and self.journal is not None:
                 self.journal.append(journal)
-            if accepted:
-                self.cond.notify_all()
+            if accepted and self.book.open_count <= 0:
+                self.step_cond.notify()  # the step has every answer it waits for
         return accepted, ignored
 
     def best_reply(self) -> pb.BestReply:
@@ -282,6 +291,8 @@ class StudySession(Session):
 
     def close(self, delete: bool = False) -> None:
         super().close(delete)
+        with self.cond:
+            self.step_cond.notify_all()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
         if self.journal is not None:
