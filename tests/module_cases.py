@@ -192,6 +192,7 @@ CASES: dict[str, ModuleCase] = {
     "ScipyMinimizeScalar": ModuleCase(lambda: [tz.m.ScipyMinimizeScalar(maxiter=8)], needs_closure=True),
     "AdaptiveBisection": ModuleCase(lambda: [tz.m.AdaptiveBisection(init=0.01)], needs_closure=True, steps=5),
     "LBFGS": ModuleCase(lambda: [tz.m.LBFGS(history_size=2), tz.m.LR(1e-2)], steps=5),
+    "LSR1": ModuleCase(lambda: [tz.m.LSR1(history_size=2, scale_first=True), tz.m.LR(1e-2)], steps=5),
     # -- restarts, conjugate gradient (issue 8) --
     "RestartEvery": ModuleCase(lambda: [tz.m.RestartEvery(tz.m.Adam(), 2), tz.m.LR(1e-2)], steps=5),
     "RestartOnStuck": ModuleCase(lambda: [tz.m.RestartOnStuck(tz.m.Adam(), tol=1.0, n_tol=2), tz.m.LR(1e-2)], steps=5),

@@ -1,6 +1,7 @@
 """Quasi-Newton methods: full-matrix and diagonal Hessian approximations, limited-memory methods."""
 # -- limited-memory methods (lbfgs.py, lsr1.py) --
 from .lbfgs import LBFGS
+from .lsr1 import LSR1
 
 # -- full-matrix and diagonal quasi-Newton (issue 8) --
 from .base import HessianUpdateStrategy
@@ -15,7 +16,7 @@ from .gradient_correction import GradientCorrection
 
 __all__ = [
     # -- limited-memory methods --
-    "LBFGS",
+    "LBFGS", "LSR1",
     # -- full-matrix and diagonal quasi-Newton (issue 8) --
     "HessianUpdateStrategy", "BFGS", "DFP", "SR1", "BroydenGood", "BroydenBad", "Greenstadt1", "Greenstadt2",
     "McCormick", "Pearson", "ICUM", "ThomasOptimalMethod", "Horisho", "FletcherVMM", "PSB", "ShorR",
