@@ -229,6 +229,11 @@ CASES: dict[str, ModuleCase] = {
     "BBStab": ModuleCase(lambda: [tz.m.BBStab(alpha_0=1e-2, inf_iters=1)], steps=5),
     "AdGD": ModuleCase(lambda: [tz.m.AdGD(alpha_0=1e-2)]),
     "BoldDriver": ModuleCase(lambda: [tz.m.BoldDriver(a_init=1e-2)], needs_closure=True),
+    # -- trust_region: trust regions around quasi-Newton Hessian approximations (trial steps need the closure) --
+    "LevenbergMarquardt": ModuleCase(lambda: [tz.m.LevenbergMarquardt(tz.m.BFGS(inverse=False), y=0.3)], needs_closure=True),
+    "Dogleg": ModuleCase(lambda: [tz.m.Dogleg(tz.m.SR1(inverse=False), init=0.5)], needs_closure=True),
+    "TrustCG": ModuleCase(lambda: [tz.m.TrustCG(tz.m.BFGS(inverse=False, concat_params=False))], needs_closure=True),
+    "CubicRegularization": ModuleCase(lambda: [tz.m.CubicRegularization(tz.m.BFGS(inverse=False), check_decrease=True)], needs_closure=True),
 }
 
 ABSTRACT: dict[str, str] = {
@@ -245,6 +250,7 @@ ABSTRACT: dict[str, str] = {
     "RestartStrategyBase": "abstract base of the restart strategies (issue 8)",
     "ConjugateGradientBase": "abstract base of the conjugate gradient methods (issue 8)",
     "LimitedMemoryBase": "abstract base of L-BFGS / L-SR1 (issue 8)",
+    "TrustRegionBase": "abstract base of the trust regions (trust_region)",
 }
 
 
