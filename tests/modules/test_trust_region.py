@@ -104,7 +104,7 @@ def test_radius_shrinks_on_rejected_steps(cls):
     attempts = c.n - 1
     assert attempts >= 2
     assert c.backward == [True] + [False] * attempts
-    assert float(f()) < float(quad()[3]())
+    assert float(f().detach()) < float(quad()[3]().detach())
 
 
 @pytest.mark.parametrize("cls", [tz.m.LevenbergMarquardt, tz.m.Dogleg, tz.m.TrustCG, tz.m.CubicRegularization])
@@ -308,3 +308,15 @@ def test_cubic_step_is_the_global_minimiser():
     gen = torch.Generator().manual_seed(0)
     pts = torch.randn(2000, 2, generator=gen, dtype=D) * 100
     assert all(m(p) >= m(d) - 1e-6 for p in pts)
+
+
+def test_cubic_step_hard_case():
+    """g orthogonal to the eigenvector of the negative eigenvalue: the minimiser still moves along it."""
+    B = torch.diag(torch.tensor([-2.0, 1.0], dtype=D))
+    g = torch.tensor([0.0, 1.0], dtype=D)
+    d = cubic_step(Dense(B), g, 1.0)
+    assert torch.isfinite(d).all()
+    r = float(d.norm())
+    assert r == pytest.approx(2.0)  # sigma ||d|| = -L_min
+    assert torch.allclose((B + r * torch.eye(2, dtype=D)) @ d, g, atol=1e-10)
+    assert abs(float(d[0])) > 1.0

@@ -128,6 +128,18 @@ def cubic_step(H: LinearOperator, g: torch.Tensor, sigma: float, maxiter: int = 
         return torch.zeros_like(g)
     lmin = float(L.min())
     lo = max(0.0, -lmin / sigma)
+    if lo > 0:
+        # the "hard case": g (almost) orthogonal to the eigenvectors of L_min, so that even at
+        # r = lo the norm of the step stays below r; the minimiser then has ||d|| = lo and a component
+        # along an eigenvector of L_min completing it
+        near = (L - lmin).abs() <= 1e-12 * max(1.0, abs(lmin))
+        den = (L + sigma * lo).masked_fill(near, 1.0)
+        s0 = (a / den).masked_fill(near, 0.0)
+        if float(a[near].norm()) <= 1e-12 * float(a.norm()) and float(s0.norm()) < lo:
+            v = torch.zeros_like(s0)
+            v[int(torch.nonzero(near)[0])] = 1.0
+            tau = math.sqrt(max(lo ** 2 - float(s0.dot(s0)), 0.0))
+            return Q @ (s0 + tau * v)
 
     def phi(r: float) -> tuple[float, float]:
         den = L + sigma * r
