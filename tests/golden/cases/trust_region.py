@@ -38,6 +38,8 @@ CASES = [
     GoldenCase("TrustCG-settings", f"tz.m.TrustCG({_B}, boundary_tol=None, nplus=2, nminus=0.5, rho_good=0.5, rho_bad=0.1, eta=0.05)", "rosenbrock"),
     GoldenCase("TrustCG-reg-maxiter", f"tz.m.TrustCG({_B}, reg=1.0, maxiter=1)", "quadratic"),
     GoldenCase("TrustCG-init", f"tz.m.TrustCG({_B}, init=1000)", "quadratic"),
+    GoldenCase("LM-Newton", "tz.m.LevenbergMarquardt(tz.m.Newton())", "rosenbrock", steps=20, rtol=1e-6, atol=1e-8),
+    GoldenCase("TrustCG-Newton", "tz.m.TrustCG(tz.m.Newton())", "rosenbrock", steps=20, rtol=1e-6, atol=1e-8),
     GoldenCase("Cubic-BFGS-rosenbrock", f"tz.m.CubicRegularization({_B})", "rosenbrock", steps=10, rtol=1e-5, atol=1e-7),
     GoldenCase("Cubic-BFGS-quadratic", f"tz.m.CubicRegularization({_B})", "quadratic", rtol=1e-5, atol=1e-7),
     GoldenCase("Cubic-check_decrease", f"tz.m.CubicRegularization({_B}, check_decrease=True)", "rosenbrock", steps=10, rtol=1e-5, atol=1e-7),
