@@ -1,5 +1,6 @@
 """Second-order methods: Newton's method and its variants (exact, Newton-CG, multipoint, sketched)."""
 from .multipoint import HigherOrderMethodBase, SixthOrder3P, SixthOrder3PM2, TwoPointNewton
 from .newton import InverseFreeNewton, Newton
+from .newton_cg import NewtonCG, NewtonCGSteihaug
 
-__all__ = ["Newton", "InverseFreeNewton", "TwoPointNewton", "SixthOrder3P", "SixthOrder3PM2"]
+__all__ = ["Newton", "InverseFreeNewton", "TwoPointNewton", "SixthOrder3P", "SixthOrder3PM2", "NewtonCG", "NewtonCGSteihaug"]
