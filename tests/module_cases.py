@@ -185,6 +185,9 @@ CASES: dict[str, ModuleCase] = {
     "SixthOrder3PM2": ModuleCase(lambda: [tz.m.SixthOrder3PM2(derivatives_method="autograd"), tz.m.LR(0.5)], needs_closure=True, skip=_SO_SKIP),
     "GaussNewton": ModuleCase(lambda: [tz.m.GaussNewton(reg=1.0, update_freq=2), tz.m.LR(0.1)], needs_closure=True, skip=_SO_SKIP),
     "SumOfSquares": ModuleCase(lambda: [tz.m.SumOfSquares(), tz.m.LR(1e-4)], needs_closure=True, skip=_SO_SKIP),
+    # -- second_order: Hessian-free Newton (p_ncg) --
+    "NewtonCG": ModuleCase(lambda: [tz.m.NewtonCG(maxiter=3, reg=0.1, warm_start=True), tz.m.LR(0.5)], needs_closure=True, skip=_SO_SKIP),
+    "NewtonCGSteihaug": ModuleCase(lambda: [tz.m.NewtonCGSteihaug(maxiter=3, hvp_method="fd_forward", init=0.1)], needs_closure=True),
     # -- line searches, L-BFGS / L-SR1, conjugate gradient, restarts (issue 8) --
     "Backtracking": ModuleCase(lambda: [tz.m.LBFGS(), tz.m.Backtracking()], needs_closure=True),
     "AdaptiveBacktracking": ModuleCase(lambda: [tz.m.AdaptiveBacktracking(init=0.1, nplus=3.0)], needs_closure=True, steps=5),
