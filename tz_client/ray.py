@@ -23,6 +23,7 @@ Ray is imported when an evaluator is created, not when ``tz_client`` is.
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -34,6 +35,9 @@ from torchzero.core.evaluation import BatchEvaluator, EvalResult, Perturbation, 
 
 BASE_CACHE = 4
 """Bases a worker keeps (several studies may share a pool)."""
+
+RESTART_TIMEOUT = 60.0
+"""Seconds a dead worker may take to come back before the pool goes on without it."""
 
 
 class EvaluationError(RuntimeError):
@@ -167,35 +171,64 @@ class RayEvaluator(BatchEvaluator):
         return [EvalResult(loss, grads) for loss, grads in self.run(self.requests(points), backward)]
 
     def run(self, requests: list[tuple], backward: bool) -> list[tuple[Any, Any]]:
-        """Evaluates ``requests`` on the pool (each worker takes the next one as it finishes)."""
+        """Evaluates ``requests`` on the pool (each worker takes the next one as it finishes).
+
+        A request whose evaluation raised is tried again; one whose worker died goes to another
+        worker while Ray restarts the dead one (it rejoins the pool once it answers a ping).
+        """
         ray = self._ray
         results: list[Any] = [None] * len(requests)
         attempts = [0] * len(requests)
         todo = list(range(len(requests)))[::-1]
-        running: dict[Any, tuple[int, int]] = {}  # ref -> (request index, worker index)
+        running: dict[Any, tuple[str, int, int]] = {}  # ref -> (what, request index, worker index)
         idle = list(range(self.num_workers))[::-1]
-        while todo or running:
+        down: dict[int, int] = {}  # failed pings per worker
+        while todo or any(what == "eval" for what, _, _ in running.values()):
             while todo and idle:
                 i, w = todo.pop(), idle.pop()
-                running[self.workers[w].evaluate.remote(requests[i], backward)] = (i, w)
+                running[self.workers[w].evaluate.remote(requests[i], backward)] = ("eval", i, w)
             done, _ = ray.wait(list(running), num_returns=1)
             for ref in done:
-                i, w = running.pop(ref)
-                idle.append(w)
+                what, i, w = running.pop(ref)
                 try:
-                    results[i] = ray.get(ref)
-                except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError) as e:
-                    attempts[i] += 1
-                    if attempts[i] > self.max_retries:
-                        for r in running:
-                            ray.cancel(r)
-                        cause = getattr(e, "cause", None) or e
-                        raise EvaluationError(f"evaluation {i} of the batch failed {attempts[i]} time(s): "
-                                              f"{type(cause).__name__}: {cause}") from e
-                    self.retries += 1
+                    value = ray.get(ref)
+                except ray.exceptions.RayActorError as e:  # the worker died or is restarting
+                    if what == "eval":
+                        self._failed(i, attempts, e, running)
+                        todo.append(i)
+                    else:
+                        down[w] = down.get(w, 0) + 1
+                        if down[w] * 0.05 > RESTART_TIMEOUT:  # not coming back: leave it out
+                            if not idle and not any(x[2] != w for x in running.values()):
+                                raise EvaluationError(f"every worker is down ({type(e).__name__}: {e})") from e
+                            continue
+                        time.sleep(0.05)
+                    running[self.workers[w].ping.remote()] = ("ping", -1, w)
+                    continue
+                except ray.exceptions.RayTaskError as e:  # the objective raised
+                    self._failed(i, attempts, e, running)
                     todo.append(i)
+                    idle.append(w)
+                    continue
+                idle.append(w)
+                if what == "eval":
+                    results[i] = value
         self.evaluations += len(requests)
         return results
+
+    def _failed(self, i: int, attempts: list[int], e: BaseException, running: dict) -> None:
+        attempts[i] += 1
+        if attempts[i] > self.max_retries:
+            for r, (what, _, _) in running.items():
+                if what == "eval":
+                    try:
+                        self._ray.cancel(r)
+                    except Exception:
+                        pass
+            cause = getattr(e, "cause", None) or e
+            raise EvaluationError(f"evaluation {i} of the batch failed {attempts[i]} time(s): "
+                                  f"{type(cause).__name__}: {cause}") from e
+        self.retries += 1
 
     def stats(self) -> list[dict[str, int]]:
         """Per worker: bases fetched and evaluations made."""

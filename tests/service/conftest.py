@@ -22,6 +22,13 @@ if importlib.util.find_spec("ray") is not None:
     DEPLOYMENTS.append("ray")  # the same client-facing suite on the Ray backend (sessions in Ray actors)
 
 
+def pytest_collection_modifyitems(items: list) -> None:
+    for item in items:  # tests on the Ray deployment carry the `ray` marker (-m "not ray" skips them)
+        spec = getattr(item, "callspec", None)
+        if spec is not None and spec.params.get("deployment") == "ray":
+            item.add_marker(pytest.mark.ray)
+
+
 class Deployment:
     def __init__(self, kind: str, address: str):
         self.kind = kind
