@@ -40,6 +40,7 @@ class LocalBackend(Backend):
         self.checkpoint_interval = checkpoint_interval
         self.ask_timeout = ask_timeout
         self._sessions: dict[str, Any] = {}
+        self._creating: dict[str, threading.Event] = {}  # names being created, set when done
         self._lock = threading.Lock()
         if self.store is not None:
             self._restore()
@@ -75,27 +76,33 @@ class LocalBackend(Backend):
             raise InvalidArgument("shards > 1 needs tz-server --backend ray")
         if not config.ask_timeout or config.ask_timeout <= 0:
             config.ask_timeout = self.ask_timeout
-        with self._lock:
-            old = self._sessions.get(config.name)
+        while True:
+            with self._lock:
+                old = self._sessions.get(config.name)
+                if old is None and config.name not in self._creating:
+                    # reserve the name while the (possibly slow) construction runs without the lock
+                    done = self._creating[config.name] = threading.Event()
+                    break
+                pending = self._creating.get(config.name)
             if old is not None:
                 return self._existing(old, config, params, exist_ok), False
-            # reserve the name while the (possibly slow) construction runs without the lock
-            self._sessions[config.name] = None
+            if not exist_ok:
+                raise AlreadyExists(f"session {config.name!r} is being created")
+            # another client is creating it: wait, then join (or create it if that failed)
+            pending.wait(timeout=120)
         try:
             session = self._make(config, params)
-        except BaseException:
             with self._lock:
-                self._sessions.pop(config.name, None)
-            raise
-        with self._lock:
-            self._sessions[config.name] = session
+                self._sessions[config.name] = session
+        finally:
+            with self._lock:
+                self._creating.pop(config.name, None)
+            done.set()
         log.info("created session", extra={"session": config.name, "kind": config.kind, "device": config.device,
                                            "params": sum(p.numel() for p in params)})
         return session, True
 
     def _existing(self, old: Any, config: SessionConfig, params: list[torch.Tensor], exist_ok: bool) -> Any:
-        if old is None:
-            raise AlreadyExists(f"session {config.name!r} is being created")
         if not exist_ok:
             raise AlreadyExists(f"session {config.name!r} already exists")
         layout = [(tuple(p.shape), p.dtype) for p in params]
