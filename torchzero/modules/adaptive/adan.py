@@ -9,7 +9,6 @@ from ...core.chain import Chainable
 from ...core.objective import Objective
 from ...core.transform import TensorTransform
 from ...utils.foreach import map_scalar, scalar_or_list
-from .adagrad import _fused_or_scaled
 
 
 class Adan(TensorTransform):
@@ -56,19 +55,20 @@ class Adan(TensorTransform):
         torch._foreach_lerp_(m, tensors, map_scalar(lambda b: 1 - b, b1))
         if prev[0] is None:
             # first step: the difference is zero, v stays at zero
-            corr = tensors
+            torch._foreach_mul_(n, b3)
+            torch._foreach_addcmul_(n, tensors, tensors, map_scalar(lambda b: 1 - b, b3))
             for st, t in zip(states, tensors):
                 st["prev"] = t.clone()
-        else:
-            diff = torch._foreach_sub(tensors, prev)
-            torch._foreach_lerp_(v, diff, map_scalar(lambda b: 1 - b, b2))
-            # corrected gradient g + beta2 * d, built in the diff buffer
-            torch._foreach_mul_(diff, b2)
-            torch._foreach_add_(diff, tensors)
-            corr = diff
-            torch._foreach_copy_(prev, tensors)
+            return
+        # the buffer of the previous input becomes d = g - g_prev, then g + beta2 d, then g again
+        torch._foreach_sub_(prev, tensors)
+        torch._foreach_neg_(prev)
+        torch._foreach_lerp_(v, prev, map_scalar(lambda b: 1 - b, b2))
+        torch._foreach_mul_(prev, b2)
+        torch._foreach_add_(prev, tensors)
         torch._foreach_mul_(n, b3)
-        torch._foreach_addcmul_(n, corr, corr, map_scalar(lambda b: 1 - b, b3))
+        torch._foreach_addcmul_(n, prev, prev, map_scalar(lambda b: 1 - b, b3))
+        torch._foreach_copy_(prev, tensors)
 
     def apply_states(self, objective: Objective, states: Any, settings: Any) -> Objective:
         params = objective.params
@@ -81,13 +81,28 @@ class Adan(TensorTransform):
             v = self.inner_step_tensors("v", v, clone=True, params=params)
         if "n" in self.children:
             n = self.inner_step_tensors("n", n, clone=True, params=params)
-        bc1 = scalar_or_list([1 - b ** step for b in beta1])
-        v_scale = scalar_or_list([b / (1 - b ** step) for b in beta2])
+        bc1 = [1 - b ** step for b in beta1]
+        v_scale = [b / (1 - b ** step) for b in beta2]
         bc3_root = scalar_or_list([(1 - b ** step) ** 0.5 for b in beta3])
-        # numerator m / bc1 + beta2 v / bc2
-        numer = torch._foreach_div(m, bc1)
-        torch._foreach_add_(numer, torch._foreach_mul(v, v_scale))
         denom = torch._foreach_sqrt(n)
         torch._foreach_div_(denom, bc3_root)
         torch._foreach_add_(denom, scalar_or_list(eps))
-        return _fused_or_scaled(objective, numer, denom, [1.0] * len(params))
+        if objective.is_last and not objective.skip_update:
+            # two fused passes over the parameters instead of materialising the numerator
+            lrs = objective.last_module_lrs or [1.0] * len(params)
+            with torch.no_grad():
+                torch._foreach_addcdiv_(params, m, denom, scalar_or_list([-lr / b for lr, b in zip(lrs, bc1)]))
+                torch._foreach_addcdiv_(params, v, denom, scalar_or_list([-lr * c for lr, c in zip(lrs, v_scale)]))
+            objective.skip_update = True
+            objective.stop = True
+            return objective
+        # numerator m / bc1 + beta2 v / bc2
+        numer = torch._foreach_div(m, scalar_or_list(bc1))
+        vs = scalar_or_list(v_scale)
+        if isinstance(vs, list):
+            torch._foreach_add_(numer, torch._foreach_mul(v, vs))
+        else:
+            torch._foreach_add_(numer, v, alpha=vs)
+        torch._foreach_div_(numer, denom)
+        objective.set_updates(numer, owned=True)
+        return objective
