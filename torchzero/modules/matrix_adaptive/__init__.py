@@ -1,7 +1,8 @@
 """Matrix preconditioners: orthogonalized updates (Muon), Kronecker-factored (Shampoo, SOAP) and
 full-matrix (FullMatrixAdagrad, GGT) adaptive methods."""
 from .full_matrix_adagrad import FullMatrixAdagrad
+from .matrix_momentum import MatrixMomentum
 from .muon import DualNormCorrection, MuonAdjustLR, Orthogonalize
 from .shampoo import Shampoo
 
-__all__ = ["DualNormCorrection", "FullMatrixAdagrad", "MuonAdjustLR", "Orthogonalize", "Shampoo"]
+__all__ = ["DualNormCorrection", "FullMatrixAdagrad", "MatrixMomentum", "MuonAdjustLR", "Orthogonalize", "Shampoo"]
