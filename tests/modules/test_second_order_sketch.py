@@ -146,3 +146,98 @@ def test_bad_arguments():
         tz.m.SubspaceNewton(sketch_type="nope")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="sketch_size"):
         tz.m.SubspaceNewton(sketch_size=0)
+
+
+# ---------------------------------------------------------------- Nystrom
+
+def _lowrank_quadratic(n: int = 8, r: int = 3, seed: int = 0):
+    # H = Q diag(big..., small...) Q^T: a fast-decaying spectrum, as the Nystrom methods assume
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=DT))
+    eig = torch.cat([torch.tensor([100.0, 30.0, 10.0], dtype=DT)[:r], torch.full((n - r,), 1e-3, dtype=DT)])
+    A = q @ torch.diag(eig) @ q.T
+    b = torch.randn(n, generator=g, dtype=DT)
+    x = torch.zeros(n, dtype=DT, requires_grad=True)
+    return x, A, b, (lambda: 0.5 * x @ A @ x - b @ x)
+
+
+def test_nystrom_recovers_lowrank_hessian():
+    from torchzero.modules.second_order.nystrom import nystrom
+    x, A, b, f = _lowrank_quadratic(r=3)
+    Omega = torch.linalg.qr(torch.randn(8, 5, dtype=DT, generator=torch.Generator().manual_seed(0)))[0]
+    L, U = nystrom(A @ Omega, Omega)
+    assert torch.allclose((U * L) @ U.T, A, atol=1e-2)
+    assert torch.allclose(L[:3], torch.tensor([100.0, 30.0, 10.0], dtype=DT), rtol=1e-3)
+
+
+def test_sketch_and_solve_full_rank_is_newton():
+    x, A, b, f = _quadratic(n=6)
+    opt = tz.Optimizer([x], tz.m.NystromSketchAndSolve(rank=6, reg=None, seed=0))
+    _run(opt, f, 1)
+    assert torch.allclose(x.detach(), torch.linalg.solve(A, b), atol=1e-6)
+
+
+def test_sketch_and_solve_reg_formula():
+    x, A, b, f = _quadratic(n=6)
+    reg = 0.5
+    opt = tz.Optimizer([x], tz.m.NystromSketchAndSolve(rank=6, reg=reg, seed=0))
+    _run(opt, f, 1)
+    assert torch.allclose(x.detach(), torch.linalg.solve(A + reg * torch.eye(6, dtype=DT), b), atol=1e-6)
+
+
+def test_sketch_and_solve_options_and_convergence():
+    def step(**kw):
+        x, A, b, f = _lowrank_quadratic()
+        _run(tz.Optimizer([x], tz.m.NystromSketchAndSolve(rank=4, seed=0, **kw)), f, 1)
+        return x.detach()
+
+    base = step()
+    for kw in (dict(damping=1.0), dict(rdamping=0.1), dict(truncate=1), dict(eigv_tol=0.2), dict(reg=1.0),
+               dict(hvp_method="autograd")):
+        s = step(**kw)
+        assert torch.isfinite(s).all()
+        if "hvp_method" in kw:
+            assert torch.allclose(s, base, atol=1e-8)
+        else:
+            assert not torch.allclose(s, base), kw
+    x, A, b, f = _quadratic(n=8, cond=10.0)
+    # outside the sketch the step is u / reg: gradient descent with step 1/reg, which contracts for reg > L_max / 2
+    losses = _run(tz.Optimizer([x], tz.m.NystromSketchAndSolve(rank=3, reg=10.0, seed=0)), f, 40)
+    fstar = float(-0.5 * b @ torch.linalg.solve(A, b))
+    assert losses[-1] - fstar < 1e-2 * (losses[0] - fstar)
+
+
+@pytest.mark.parametrize("rank", [2, 8])
+def test_nystrom_pcg_solves_newton_system(rank):
+    x, A, b, f = _lowrank_quadratic()
+    reg = 1e-6
+    opt = tz.Optimizer([x], tz.m.NystromPCG(rank=rank, reg=reg, seed=0))
+    _run(opt, f, 1)
+    assert torch.allclose(x.detach(), torch.linalg.solve(A + reg * torch.eye(8, dtype=DT), b), rtol=1e-5, atol=1e-5)
+
+
+def test_nystrom_pcg_preconditioner_cuts_iterations():
+    # with the top-3 eigenpairs captured, P^-1 (A + reg I) has a tiny condition number: CG needs
+    # far fewer products than without a good preconditioner (fd_forward: one gradient per product)
+    counts = {}
+    for rank in (1, 4):
+        x, A, b, f = _lowrank_quadratic()
+        m = tz.m.NystromPCG(rank=rank, reg=1e-2, tol=1e-8, hvp_method="fd_forward", h=1e-6, seed=0)
+        opt = tz.Optimizer([x], m)
+        n_calls = [0]
+
+        def f2():
+            n_calls[0] += 1
+            return f()
+
+        _run(opt, f2, 1)
+        counts[rank] = n_calls[0]
+        assert torch.allclose(x.detach(), torch.linalg.solve(A + 1e-2 * torch.eye(8, dtype=DT), b), rtol=1e-4, atol=1e-4)
+    assert counts[4] < counts[1]
+
+
+def test_nystrom_bad_arguments():
+    with pytest.raises(ValueError, match="rank"):
+        tz.m.NystromSketchAndSolve(rank=0)
+    with pytest.raises(ValueError, match="rank"):
+        tz.m.NystromPCG(rank=0)

@@ -2,6 +2,7 @@
 from .multipoint import HigherOrderMethodBase, SixthOrder3P, SixthOrder3PM2, TwoPointNewton
 from .newton import InverseFreeNewton, Newton
 from .newton_cg import NewtonCG, NewtonCGSteihaug
+from .nystrom import NystromPCG, NystromSketchAndSolve
 from .subspace_newton import SubspaceNewton
 
-__all__ = ["Newton", "InverseFreeNewton", "TwoPointNewton", "SixthOrder3P", "SixthOrder3PM2", "NewtonCG", "NewtonCGSteihaug", "SubspaceNewton"]
+__all__ = ["Newton", "InverseFreeNewton", "TwoPointNewton", "SixthOrder3P", "SixthOrder3PM2", "NewtonCG", "NewtonCGSteihaug", "SubspaceNewton", "NystromSketchAndSolve", "NystromPCG"]
