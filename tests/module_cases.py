@@ -190,6 +190,8 @@ CASES: dict[str, ModuleCase] = {
     "NewtonCGSteihaug": ModuleCase(lambda: [tz.m.NewtonCGSteihaug(maxiter=3, hvp_method="fd_forward", init=0.1)], needs_closure=True),
     # -- second_order: sketched Newton (p_last2) --
     "SubspaceNewton": ModuleCase(lambda: [tz.m.SubspaceNewton(sketch_size=2, damping=0.1), tz.m.LR(0.5)], needs_closure=True, skip=_SO_SKIP),
+    "NystromSketchAndSolve": ModuleCase(lambda: [tz.m.NystromSketchAndSolve(rank=3, reg=1.0, seed=0), tz.m.LR(0.1)], needs_closure=True, skip=_SO_SKIP),
+    "NystromPCG": ModuleCase(lambda: [tz.m.NystromPCG(rank=3, reg=1.0, maxiter=4, seed=0), tz.m.LR(0.1)], needs_closure=True, skip=_SO_SKIP),
     # -- line searches, L-BFGS / L-SR1, conjugate gradient, restarts (issue 8) --
     "Backtracking": ModuleCase(lambda: [tz.m.LBFGS(), tz.m.Backtracking()], needs_closure=True),
     "AdaptiveBacktracking": ModuleCase(lambda: [tz.m.AdaptiveBacktracking(init=0.1, nplus=3.0)], needs_closure=True, steps=5),
