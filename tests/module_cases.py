@@ -247,8 +247,9 @@ CASES: dict[str, ModuleCase] = {
     "Dogleg": ModuleCase(lambda: [tz.m.Dogleg(tz.m.SR1(inverse=False), init=0.5)], needs_closure=True),
     "TrustCG": ModuleCase(lambda: [tz.m.TrustCG(tz.m.BFGS(inverse=False, concat_params=False))], needs_closure=True),
     "CubicRegularization": ModuleCase(lambda: [tz.m.CubicRegularization(tz.m.BFGS(inverse=False), check_decrease=True)], needs_closure=True),
-    # -- matrix_adaptive (more): matrix momentum (autograd HVPs: see _SO_SKIP) --
+    # -- matrix_adaptive (more): matrix momentum, natural gradient (autograd HVPs / per-sample jacobians: see _SO_SKIP) --
     "MatrixMomentum": ModuleCase(lambda: [tz.m.MatrixMomentum(lr=1e-2, mu=1e-2)], needs_closure=True, skip=_SO_SKIP),
+    "NaturalGradient": ModuleCase(lambda: [tz.m.NaturalGradient(reg=1e-2), tz.m.LR(1e-2)], needs_closure=True, skip=_SO_SKIP),
 }
 
 ABSTRACT: dict[str, str] = {

@@ -83,3 +83,86 @@ def test_matrix_momentum_errors():
     x.grad = torch.ones(2)
     with pytest.raises(RuntimeError, match="closure"):
         opt.step()
+
+
+# -- NaturalGradient --------------------------------------------------------------------------------
+
+def _ng_setup():
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(5, generator=g, dtype=torch.float64)
+    x = torch.tensor([0.3, -0.5, 0.8], dtype=torch.float64, requires_grad=True)
+    losses = lambda: (W @ x - y) ** 2 + torch.sin(x).sum()  # noqa: E731
+    G = torch.autograd.functional.jacobian(lambda v: (W @ v - y) ** 2 + torch.sin(v).sum(), x.detach())
+    return x, losses, G
+
+
+def _ng_step(module, use_loss_kwarg=False):
+    x, losses, G = _ng_setup()
+    x0 = x.detach().clone()
+    opt = tz.Optimizer([x], module, tz.m.LR(1.0))
+    out = opt.step(loss=losses()) if use_loss_kwarg else opt.step(lambda backward=True: losses())
+    return x0 - x.detach(), G, out, losses
+
+
+@pytest.mark.parametrize("batched", [True, False])
+@pytest.mark.parametrize("use_loss_kwarg", [False, True])
+def test_natural_gradient_formula(batched, use_loss_kwarg):
+    reg = 0.3
+    upd, G, out, _ = _ng_step(tz.m.NaturalGradient(reg=reg, batched=batched), use_loss_kwarg)
+    F = G.T @ G + reg * torch.eye(3, dtype=torch.float64)
+    torch.testing.assert_close(upd, torch.linalg.solve(F, G.sum(0)))
+    assert out.shape == (5,)  # step returns the per-sample losses
+
+
+@pytest.mark.parametrize("gn_grad", [False, True])
+def test_natural_gradient_sqrt_whitening(gn_grad):
+    reg = 0.2
+    upd, G, _, _ = _ng_step(tz.m.NaturalGradient(reg=reg, sqrt=True, gn_grad=gn_grad))
+    L, Q = torch.linalg.eigh(G.T @ G + reg * torch.eye(3, dtype=torch.float64))
+    _, losses0, _ = _ng_setup()  # the losses at the starting point
+    w = losses0().detach() if gn_grad else torch.ones(5, dtype=torch.float64)
+    expected = Q @ torch.diag(L.rsqrt()) @ Q.T @ (G.T @ w)
+    torch.testing.assert_close(upd, expected)
+
+
+def test_natural_gradient_gn_grad_sets_gradient_and_scalar_loss_works():
+    # the gradient seen by later modules is G^T f with gn_grad; a scalar (0-d) loss is one sample
+    x, losses, G = _ng_setup()
+    seen = {}
+
+    class Spy(tz.m.LR):
+        def apply(self, objective):
+            seen["g"] = torch.cat([g.reshape(-1) for g in objective.grads])
+            return super().apply(objective)
+
+    opt = tz.Optimizer([x], tz.m.NaturalGradient(gn_grad=True, sqrt=True), Spy(0.0))
+    f = losses().detach()
+    opt.step(lambda backward=True: losses())
+    torch.testing.assert_close(seen["g"], G.T @ f)
+
+    z = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    opt = tz.Optimizer([z], tz.m.NaturalGradient(gn_grad=True, sqrt=True), tz.m.LR(0.1))
+    opt.step(lambda backward=True: (z ** 2).sum())
+    assert torch.isfinite(z).all() and not torch.equal(z.detach(), torch.tensor([1.0, 2.0], dtype=torch.float64))
+
+
+def test_natural_gradient_fits_least_squares():
+    # per-sample residual losses: natural gradient on a small regression converges
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(8, 3, generator=g, dtype=torch.float64)
+    w_true = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    y = X @ w_true
+    w = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    opt = tz.Optimizer([w], tz.m.NaturalGradient(sqrt=True, gn_grad=True), tz.m.LR(0.3))
+    for _ in range(60):
+        opt.step(lambda backward=True: (X @ w - y).abs())
+    assert torch.linalg.vector_norm(w.detach() - w_true) < 0.05
+
+
+def test_natural_gradient_needs_losses():
+    x = torch.zeros(2, requires_grad=True)
+    opt = tz.Optimizer([x], tz.m.NaturalGradient())
+    x.grad = torch.ones(2)
+    with pytest.raises(RuntimeError, match="closure"):
+        opt.step()

@@ -2,7 +2,8 @@
 full-matrix (FullMatrixAdagrad, GGT) adaptive methods."""
 from .full_matrix_adagrad import FullMatrixAdagrad
 from .matrix_momentum import MatrixMomentum
+from .natural_gradient import NaturalGradient
 from .muon import DualNormCorrection, MuonAdjustLR, Orthogonalize
 from .shampoo import Shampoo
 
-__all__ = ["DualNormCorrection", "FullMatrixAdagrad", "MatrixMomentum", "MuonAdjustLR", "Orthogonalize", "Shampoo"]
+__all__ = ["DualNormCorrection", "FullMatrixAdagrad", "MatrixMomentum", "MuonAdjustLR", "NaturalGradient", "Orthogonalize", "Shampoo"]
