@@ -270,15 +270,9 @@ class Objective:
             hook(self, tuple(modules))
 
     # -- second order ----------------------------------------------------------
-    def hessian_vector_product(
-        self,
-        z: Sequence[torch.Tensor],
-        rgrad: Sequence[torch.Tensor] | None,
-        at_x0: bool,
-        hvp_method: HVPMethod,
-        h: float,
-        retain_graph: bool = False,
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+    def hessian_vector_product(self, z: Sequence[torch.Tensor], rgrad: Sequence[torch.Tensor] | None, at_x0: bool,
+                               hvp_method: HVPMethod, h: float, retain_graph: bool = False
+                               ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         """Hessian-vector product ``H z`` at the current parameters; returns ``(Hz, rgrad)``.
 
         * ``autograd`` / ``batched_autograd``: exact, by differentiating ``g . z`` (needs a closure
