@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 import torch
 
-from ..errors import AlreadyExists, InvalidArgument, NotFound
+from ..errors import InvalidArgument
 from ..persistence import Store
 from ..sessions.config import OPTIMIZER, STUDY, SessionConfig
 from ..sessions.study import StudySession
 from ..sessions.trainer import TrainSession
 from .base import Backend, SessionHandle, parse_device
+from .registry import SessionRegistry
 
 log = logging.getLogger("tz_server.backend")
 
@@ -39,9 +39,7 @@ class LocalBackend(Backend):
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
         self.ask_timeout = ask_timeout
-        self._sessions: dict[str, Any] = {}
-        self._creating: dict[str, threading.Event] = {}  # names being created, set when done
-        self._lock = threading.Lock()
+        self.sessions = SessionRegistry()
         if self.store is not None:
             self._restore()
 
@@ -61,8 +59,9 @@ class LocalBackend(Backend):
             try:
                 config = SessionConfig.from_state(state["config"])
                 config.device = str(parse_device(config.device))
-                self._sessions[name] = self._make(config, state["params"], state, journal)
-                log.info("restored session", extra={"session": name, "step": self._sessions[name].step,
+                session = self._make(config, state["params"], state, journal)
+                self.sessions.add(name, session)
+                log.info("restored session", extra={"session": name, "step": session.step,
                                                     "replay": len(journal)})
             except Exception as e:
                 log.error("cannot restore session %s: %s", name, e)
@@ -76,63 +75,27 @@ class LocalBackend(Backend):
             raise InvalidArgument("shards > 1 needs tz-server --backend ray")
         if not config.ask_timeout or config.ask_timeout <= 0:
             config.ask_timeout = self.ask_timeout
-        while True:
-            with self._lock:
-                old = self._sessions.get(config.name)
-                if old is None and config.name not in self._creating:
-                    # reserve the name while the (possibly slow) construction runs without the lock
-                    done = self._creating[config.name] = threading.Event()
-                    break
-                pending = self._creating.get(config.name)
-            if old is not None:
-                return self._existing(old, config, params, exist_ok), False
-            if not exist_ok:
-                raise AlreadyExists(f"session {config.name!r} is being created")
-            # another client is creating it: wait, then join (or create it if that failed)
-            pending.wait(timeout=120)
-        try:
-            session = self._make(config, params)
-            with self._lock:
-                self._sessions[config.name] = session
-        finally:
-            with self._lock:
-                self._creating.pop(config.name, None)
-            done.set()
+        session, created = self.sessions.create(config, params, exist_ok, lambda: self._make(config, params))
+        if not created:
+            return session, False
         log.info("created session", extra={"session": config.name, "kind": config.kind, "device": config.device,
                                            "params": sum(p.numel() for p in params)})
         return session, True
 
-    def _existing(self, old: Any, config: SessionConfig, params: list[torch.Tensor], exist_ok: bool) -> Any:
-        if not exist_ok:
-            raise AlreadyExists(f"session {config.name!r} already exists")
-        layout = [(tuple(p.shape), p.dtype) for p in params]
-        if old.kind != config.kind or old.layout != layout:
-            raise AlreadyExists(f"session {config.name!r} exists with a different kind or parameter layout")
-        return old
-
     def get(self, name: str) -> SessionHandle:
-        s = self._sessions.get(name)
-        if s is None:
-            raise NotFound(f"no session named {name!r}")
-        return s
+        return self.sessions.get(name)
 
     def list(self) -> list[SessionHandle]:
-        with self._lock:
-            return [s for s in self._sessions.values() if s is not None]
+        return self.sessions.list()
 
     def delete(self, name: str) -> bool:
-        with self._lock:
-            s = self._sessions.get(name)
-            if s is None:
-                return False
-            del self._sessions[name]
+        s = self.sessions.pop(name)
+        if s is None:
+            return False
         s.close(delete=True)
         log.info("deleted session", extra={"session": name})
         return True
 
     def close(self) -> None:
-        with self._lock:
-            sessions = [s for s in self._sessions.values() if s is not None]
-            self._sessions.clear()
-        for s in sessions:
+        for s in self.sessions.drain():
             s.close()

@@ -24,12 +24,13 @@ from typing import Any
 
 import torch
 
-from ...errors import AlreadyExists, InvalidArgument, NotFound
+from ...errors import InvalidArgument
 from ...persistence import Store
 from ...sessions.base import build_optimizer
 from ...sessions.config import OPTIMIZER, STUDY, SessionConfig
 from ...sessions.study import StudySession
 from ..base import Backend, SessionHandle, parse_device
+from ..registry import SessionRegistry
 
 
 class RayBackendUnavailable(RuntimeError):
@@ -93,8 +94,7 @@ class RayBackend(Backend):
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
         self.ask_timeout = ask_timeout
-        self._sessions: dict[str, Any] = {}
-        self._creating: dict[str, threading.Event] = {}
+        self.sessions = SessionRegistry()
         self._lock = threading.Lock()
         if self.store is not None:
             self._restore()
@@ -162,8 +162,9 @@ class RayBackend(Backend):
             try:
                 config = SessionConfig.from_state(state["config"])
                 config.device = self._device(config.device, config.kind)
-                self._sessions[name] = self._make(config, state["params"], state, journal)
-                log.info("restored session", extra={"session": name, "step": self._sessions[name].step})
+                session = self._make(config, state["params"], state, journal)
+                self.sessions.add(name, session)
+                log.info("restored session", extra={"session": name, "step": session.step})
             except Exception as e:
                 log.error("cannot restore session %s: %s", name, e)
 
@@ -171,69 +172,31 @@ class RayBackend(Backend):
         config.device = self._device(config.device or self.device, config.kind)
         if not config.ask_timeout or config.ask_timeout <= 0:
             config.ask_timeout = self.ask_timeout
-        while True:
-            with self._lock:
-                if config.name not in self._sessions:
-                    # reserve the name; creating shards takes seconds, others wait for the outcome
-                    self._sessions[config.name] = None
-                    done = self._creating[config.name] = threading.Event()
-                    break
-                old = self._sessions[config.name]
-                if old is not None:
-                    return self._existing(old, config, params, exist_ok), False
-                pending = self._creating[config.name]
-            if not exist_ok:
-                raise AlreadyExists(f"session {config.name!r} is being created")
-            pending.wait()
-        try:
-            session = self._make(config, params)
-        except BaseException:
-            with self._lock:
-                self._sessions.pop(config.name, None)
-                self._creating.pop(config.name).set()
-            raise
-        with self._lock:
-            self._sessions[config.name] = session
-            self._creating.pop(config.name).set()
+        session, created = self.sessions.create(config, params, exist_ok, lambda: self._make(config, params))
+        if not created:
+            return session, False
         log.info("created session", extra={"session": config.name, "kind": config.kind, "device": config.device,
                                            "shards": getattr(session, "shards", 0),
                                            "params": sum(p.numel() for p in params)})
         return session, True
 
-    def _existing(self, old: Any, config: SessionConfig, params: list[torch.Tensor], exist_ok: bool) -> Any:
-        if old is None:
-            raise AlreadyExists(f"session {config.name!r} is being created")
-        if not exist_ok:
-            raise AlreadyExists(f"session {config.name!r} already exists")
-        layout = [(tuple(p.shape), p.dtype) for p in params]
-        if old.kind != config.kind or old.layout != layout:
-            raise AlreadyExists(f"session {config.name!r} exists with a different kind or parameter layout")
-        return old
-
     def get(self, name: str) -> SessionHandle:
-        s = self._sessions.get(name)
-        if s is None:
-            raise NotFound(f"no session named {name!r}")
-        return s
+        return self.sessions.get(name)
 
     def list(self) -> list[SessionHandle]:
-        with self._lock:
-            return [s for s in self._sessions.values() if s is not None]
+        return self.sessions.list()
 
     def delete(self, name: str) -> bool:
-        with self._lock:
-            s = self._sessions.get(name)
-            if s is None:
-                return False
-            del self._sessions[name]
+        s = self.sessions.pop(name)
+        if s is None:
+            return False
         s.close(delete=True)
         log.info("deleted session", extra={"session": name})
         return True
 
     def close(self) -> None:
+        sessions = self.sessions.drain()
         with self._lock:
-            sessions = [s for s in self._sessions.values() if s is not None]
-            self._sessions.clear()
             evaluators = list(self._evaluators.values())
             self._evaluators.clear()
         for s in sessions:
