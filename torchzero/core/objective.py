@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 HVPMethod = Literal["batched_autograd", "autograd", "fd_forward", "fd_central"]
 
 
+# what a clone takes over as is (hooks, attrs and storage are shared, modified in place)
+_SHARED_WITH_CLONES = ("grads", "loss", "loss_approx", "post_step_hooks", "stop", "skip_update", "attrs",
+                       "should_terminate", "temp")
+
+
 class Objective:
     """Parameters, closure, loss, gradients and update of one optimization step.
 
@@ -222,21 +227,12 @@ class Objective:
         (projections): loss and gradients computed by the copy are then handed to the parent.
         """
         c = Objective(self.params, self.closure, None, self.model, self.current_step, parent, self.modular, self.storage)
+        for name in _SHARED_WITH_CLONES:
+            setattr(c, name, getattr(self, name))
         if clone_updates and self.updates is not None:
-            c.updates = [u.clone() for u in self.updates]
-            c._updates_owned = True
+            c.set_updates([u.clone() for u in self.updates], owned=True)
         else:
-            c.updates = self.updates
-            c._updates_owned = False
-        c.grads = self.grads
-        c.loss = self.loss
-        c.loss_approx = self.loss_approx
-        c.post_step_hooks = self.post_step_hooks
-        c.stop = self.stop
-        c.skip_update = self.skip_update
-        c.attrs = self.attrs
-        c.should_terminate = self.should_terminate
-        c.temp = self.temp
+            c.set_updates(self.updates, owned=False)
         return c
 
     def update_attrs_from_clone_(self, other: "Objective") -> None:

@@ -36,6 +36,10 @@ class BinaryOperationBase(Module, ABC):
 
     inplace: bool = True
     """whether :meth:`transform` may modify ``update`` in place (False: it returns new tensors)."""
+    number_operands: bool = True
+    """operands that are not modules must be real numbers (checked at construction)."""
+    nullable_operands: tuple[str, ...] = ()
+    """operands that may also be None."""
 
     def __init__(self, defaults: dict[str, Any] | None, **operands: Chainable | Any):
         super().__init__(defaults)
@@ -45,6 +49,8 @@ class BinaryOperationBase(Module, ABC):
             if is_chainable(value):
                 self.set_child(name, value)
             else:
+                if self.number_operands:
+                    check_number(value, name, allow_none=name in self.nullable_operands)
                 self._constants[name] = value
 
     @abstractmethod
@@ -77,8 +83,6 @@ class Add(BinaryOperationBase):
     """
 
     def __init__(self, other: Operand, alpha: float = 1):
-        if not is_chainable(other):
-            check_number(other, "other")
         super().__init__(dict(alpha=alpha), other=other)
 
     def transform(self, objective, update, other):
@@ -96,8 +100,6 @@ class Sub(BinaryOperationBase):
     """
 
     def __init__(self, other: Operand, alpha: float = 1):
-        if not is_chainable(other):
-            check_number(other, "other")
         super().__init__(dict(alpha=alpha), other=other)
 
     def transform(self, objective, update, other):
@@ -124,8 +126,6 @@ class RSub(BinaryOperationBase):
     """``other - update``; ``other`` is a number or a module (then ``other(update)``)."""
 
     def __init__(self, other: Operand):
-        if not is_chainable(other):
-            check_number(other, "other")
         super().__init__({}, other=other)
 
     def _inplace(self) -> bool:
@@ -143,8 +143,6 @@ class Mul(BinaryOperationBase):
     """``update * other``; ``other`` is a number or a module (then ``other(update)``)."""
 
     def __init__(self, other: Operand):
-        if not is_chainable(other):
-            check_number(other, "other")
         super().__init__({}, other=other)
 
     def transform(self, objective, update, other):
@@ -156,8 +154,6 @@ class Div(BinaryOperationBase):
     """``update / other``; ``other`` is a number or a module (then ``other(update)``)."""
 
     def __init__(self, other: Operand):
-        if not is_chainable(other):
-            check_number(other, "other")
         super().__init__({}, other=other)
 
     def transform(self, objective, update, other):
@@ -171,8 +167,6 @@ class RDiv(BinaryOperationBase):
     inplace = False
 
     def __init__(self, other: Operand):
-        if not is_chainable(other):
-            check_number(other, "other")
         super().__init__({}, other=other)
 
     def transform(self, objective, update, other):
@@ -187,8 +181,6 @@ class Pow(BinaryOperationBase):
     """``update ** exponent``; ``exponent`` is a number or a module (then ``exponent(update)``)."""
 
     def __init__(self, exponent: Operand):
-        if not is_chainable(exponent):
-            check_number(exponent, "exponent")
         super().__init__({}, exponent=exponent)
 
     def transform(self, objective, update, exponent):
@@ -202,8 +194,6 @@ class RPow(BinaryOperationBase):
     inplace = False
 
     def __init__(self, other: Operand):
-        if not is_chainable(other):
-            check_number(other, "other")
         super().__init__({}, other=other)
 
     def transform(self, objective, update, other):
@@ -219,10 +209,9 @@ class Clip(BinaryOperationBase):
     :func:`torch.clamp`.
     """
 
+    nullable_operands = ("min", "max")
+
     def __init__(self, min: Operand | None = None, max: Operand | None = None):
-        for name, v in (("min", min), ("max", max)):
-            if not is_chainable(v):
-                check_number(v, name, allow_none=True)
         super().__init__({}, min=min, max=max)
 
     def transform(self, objective, update, min, max):
@@ -237,8 +226,6 @@ class Maximum(BinaryOperationBase):
     """Elementwise ``maximum(update, other(update))`` (``other`` may also be a number)."""
 
     def __init__(self, other: Operand):
-        if not is_chainable(other):
-            check_number(other, "other")
         super().__init__({}, other=other)
 
     def transform(self, objective, update, other):
@@ -253,8 +240,6 @@ class Minimum(BinaryOperationBase):
     """Elementwise ``minimum(update, other(update))`` (``other`` may also be a number)."""
 
     def __init__(self, other: Operand):
-        if not is_chainable(other):
-            check_number(other, "other")
         super().__init__({}, other=other)
 
     def transform(self, objective, update, other):
@@ -275,9 +260,6 @@ class Threshold(BinaryOperationBase):
     """
 
     def __init__(self, threshold: Operand, value: Operand, update_above: bool):
-        for name, v in (("threshold", threshold), ("value", value)):
-            if not is_chainable(v):
-                check_number(v, name)
         super().__init__(dict(update_above=bool(update_above)), threshold=threshold, value=value)
 
     def transform(self, objective, update, threshold, value):
@@ -299,8 +281,6 @@ class CopySign(BinaryOperationBase):
     """Magnitude of the update with the sign of ``other(update)`` (``copysign(update, other)``)."""
 
     def __init__(self, other: Operand):
-        if not is_chainable(other):
-            check_number(other, "other")
         super().__init__({}, other=other)
 
     def transform(self, objective, update, other):
@@ -326,8 +306,6 @@ class CopyMagnitude(BinaryOperationBase):
     inplace = False
 
     def __init__(self, other: Operand):
-        if not is_chainable(other):
-            check_number(other, "other")
         super().__init__({}, other=other)
 
     def transform(self, objective, update, other):
@@ -341,8 +319,6 @@ class RCopySign(BinaryOperationBase):
     inplace = False
 
     def __init__(self, other: Operand):
-        if not is_chainable(other):
-            check_number(other, "other")
         super().__init__({}, other=other)
 
     def transform(self, objective, update, other):
@@ -358,8 +334,6 @@ class GramSchimdt(BinaryOperationBase):
     """
 
     def __init__(self, other: Chainable):
-        if not is_chainable(other):
-            check_number(other, "other")
         super().__init__({}, other=other)
 
     def transform(self, objective, update, other):
@@ -386,6 +360,8 @@ class GraftInputToOutput(BinaryOperationBase):
         ord: norm order, see :class:`Graft`.
         eps: lower bound of the denominator.
     """
+
+    number_operands = False
 
     def __init__(self, magnitude: Chainable, tensorwise: bool = True, ord: float = 2, eps: float = 1e-6):
         check_ord(ord)
@@ -414,6 +390,7 @@ class GraftOutputToInput(BinaryOperationBase):
     """
 
     inplace = False
+    number_operands = False
 
     def __init__(self, direction: Chainable, tensorwise: bool = True, ord: float = 2, eps: float = 1e-6):
         check_ord(ord)
