@@ -37,6 +37,7 @@ class ReduceOperationBase(Module, ABC):
                 self.set_child(key, value)
                 self._operands.append(("module", key))
             else:
+                check_number(value, f"inputs[{i}]")
                 self._operands.append(("value", value))
         if not self.children:
             raise ValueError(f"{type(self).__name__}: at least one operand must be a module")
@@ -70,7 +71,6 @@ class Sum(ReduceOperationBase):
     USE_MEAN = False
 
     def __init__(self, *inputs: Chainable | float):
-        _check_inputs(inputs)
         super().__init__({}, *inputs)
 
     def transform(self, objective, *operands):
@@ -142,7 +142,6 @@ class Prod(ReduceOperationBase):
     """Elementwise product of the outputs of modules and of numbers."""
 
     def __init__(self, *inputs: Chainable | float):
-        _check_inputs(inputs)
         super().__init__({}, *inputs)
 
     def transform(self, objective, *operands):
@@ -162,7 +161,6 @@ class MaximumModules(ReduceOperationBase):
     """Elementwise maximum of the outputs of modules and of numbers."""
 
     def __init__(self, *inputs: Chainable | float):
-        _check_inputs(inputs)
         super().__init__({}, *inputs)
 
     def transform(self, objective, *operands):
@@ -179,7 +177,6 @@ class MinimumModules(ReduceOperationBase):
     """Elementwise minimum of the outputs of modules and of numbers."""
 
     def __init__(self, *inputs: Chainable | float):
-        _check_inputs(inputs)
         super().__init__({}, *inputs)
 
     def transform(self, objective, *operands):
