@@ -111,14 +111,14 @@ class HessianUpdateStrategy(TensorTransform):
         """The unscaled initial matrix (the identity; a vector of ones for diagonal methods)."""
         return torch.eye(size, device=device, dtype=dtype)
 
-    def update_H(self, H: torch.Tensor, s: torch.Tensor, y: torch.Tensor, p: torch.Tensor, g: torch.Tensor,
-                 p_prev: torch.Tensor, g_prev: torch.Tensor, state: dict[str, Any], setting: Mapping[str, Any]) -> torch.Tensor:
-        """Returns the new inverse Hessian approximation (may modify ``H`` in place)."""
+    # Both update hooks receive: the current matrix, s = p - p_prev, y = g - g_prev, the current and
+    # previous parameters and gradients (flattened), the module's state dict and its settings.
+    def update_H(self, H: torch.Tensor, s: torch.Tensor, y: torch.Tensor, p: torch.Tensor, g: torch.Tensor, p_prev: torch.Tensor, g_prev: torch.Tensor, state: dict[str, Any], setting: Mapping[str, Any]) -> torch.Tensor:  # noqa: E501
+        """The new inverse Hessian approximation (``H`` may be modified in place); inverse-form methods override this."""
         raise NotImplementedError(f"{type(self).__name__} has no inverse form")
 
-    def update_B(self, B: torch.Tensor, s: torch.Tensor, y: torch.Tensor, p: torch.Tensor, g: torch.Tensor,
-                 p_prev: torch.Tensor, g_prev: torch.Tensor, state: dict[str, Any], setting: Mapping[str, Any]) -> torch.Tensor:
-        """Returns the new Hessian approximation (may modify ``B`` in place)."""
+    def update_B(self, B: torch.Tensor, s: torch.Tensor, y: torch.Tensor, p: torch.Tensor, g: torch.Tensor, p_prev: torch.Tensor, g_prev: torch.Tensor, state: dict[str, Any], setting: Mapping[str, Any]) -> torch.Tensor:  # noqa: E501
+        """The new Hessian approximation (``B`` may be modified in place); direct-form methods override this."""
         raise NotImplementedError(f"{type(self).__name__} has no direct form")
 
     def auto_initial_scale(self, s: torch.Tensor, y: torch.Tensor) -> float | None:
