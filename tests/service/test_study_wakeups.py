@@ -38,11 +38,14 @@ def test_step_thread_woken_once_per_batch():
     s = _study([tz.m.RandomizedFDM(n_samples=8), tz.m.LR(1e-2)], "wakeups")
     try:
         with s.cond:
+            old = s.step_cond
             s.step_cond = CountingCondition(s.lock)
-        # the step may already wait on the old condition: answer its batch to move past it
+        # the step may already wait on the old condition: answer its batch and wake it there too
         rep = s.ask("c", 16, 10.0)
         assert len(rep.trials) == 16
         s.tell([_loss(t) for t in rep.trials])
+        with s.cond:
+            old.notify_all()
         rep = s.ask("c", 16, 10.0)
         for step in range(1, 4):
             assert len(rep.trials) == 16 and rep.step == step
