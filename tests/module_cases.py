@@ -183,6 +183,9 @@ CASES: dict[str, ModuleCase] = {
     "TwoPointNewton": ModuleCase(lambda: [tz.m.TwoPointNewton(), tz.m.LR(0.5)], needs_closure=True, skip=_SO_SKIP),
     "SixthOrder3P": ModuleCase(lambda: [tz.m.SixthOrder3P(), tz.m.LR(0.5)], needs_closure=True, skip=_SO_SKIP),
     "SixthOrder3PM2": ModuleCase(lambda: [tz.m.SixthOrder3PM2(derivatives_method="autograd"), tz.m.LR(0.5)], needs_closure=True, skip=_SO_SKIP),
+    # -- second_order: SixthOrder5P, ImprovedNewton --
+    "SixthOrder5P": ModuleCase(lambda: [tz.m.SixthOrder5P(), tz.m.LR(0.5)], needs_closure=True, skip=_SO_SKIP),
+    "ImprovedNewton": ModuleCase(lambda: [tz.m.ImprovedNewton(damping=0.1), tz.m.LR(0.5)], needs_closure=True, skip=_SO_SKIP),
     "GaussNewton": ModuleCase(lambda: [tz.m.GaussNewton(reg=1.0, update_freq=2), tz.m.LR(0.1)], needs_closure=True, skip=_SO_SKIP),
     "SumOfSquares": ModuleCase(lambda: [tz.m.SumOfSquares(), tz.m.LR(1e-4)], needs_closure=True, skip=_SO_SKIP),
     # -- second_order: Hessian-free Newton (p_ncg) --

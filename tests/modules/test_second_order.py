@@ -239,3 +239,295 @@ def test_multipoint_converges_fast(name: str):
     _run(tz.Optimizer([ref], tz.m.Newton()), fr, 30)
     _run(tz.Optimizer([x], getattr(tz.m, name)(lstsq=True)), f, 4)
     torch.testing.assert_close(x.detach(), ref.detach(), atol=1e-10, rtol=1e-10)
+
+
+# ================================================================ SixthOrder5P and ImprovedNewton
+def _exp_problem(x0: float):
+    # F(x) = f'(x) = e^x - 2 has the simple root ln 2
+    x = torch.tensor([x0], dtype=DT, requires_grad=True)
+    return x, lambda: (torch.exp(x) - 2 * x).sum()
+
+
+def _coupled(perm: list[int] | None = None):
+    """A smooth convex non-quadratic function of 3 variables, optionally with its variables permuted."""
+    x0 = torch.tensor([0.7, -0.4, 1.2], dtype=DT)
+    p = list(range(3)) if perm is None else perm
+    inv = [p.index(i) for i in range(3)]
+    x = x0[p].clone().requires_grad_(True)
+
+    def f():
+        v = x[inv]
+        return (v ** 4).sum() / 4 + 0.1 * v[0] * v[1] * v[2] + torch.exp(0.3 * v[0]) + 0.5 * (v ** 2).sum() + 0.2 * v[0] * v[1]
+    return x, f, inv
+
+
+def _at(f, x, point):
+    with torch.no_grad():
+        old = x.detach().clone()
+        x.copy_(point)
+    g, H = _grad_hess(f, x)
+    with torch.no_grad():
+        x.copy_(old)
+    return g, H
+
+
+# ------------------------------------------------------------------------------------ SixthOrder5P
+def test_sixth_order_5p_quadratic_one_step():
+    x, A, b, f = _quadratic()
+    _run(tz.Optimizer([x], tz.m.SixthOrder5P()), f, 1)
+    torch.testing.assert_close(x.detach(), torch.linalg.solve(A, b))
+
+
+def test_sixth_order_5p_formula():
+    x, f = _quartic()
+    x0 = x.detach().clone()
+    g, J = _at(f, x, x0)
+    y = x0 - torch.linalg.solve(J, g)
+    gy, Jy = _at(f, x, y)
+    _, Jxy = _at(f, x, (x0 + y) / 2)
+    z = y - torch.linalg.solve((J + 2 * Jxy + Jy) / 4, gy)
+    gz, Jz = _at(f, x, z)
+    _, Jxz = _at(f, x, (x0 + z) / 2)
+    expected = z - torch.linalg.solve((J + 2 * Jxz + Jz) / 4, gz)
+    _run(tz.Optimizer([x], tz.m.SixthOrder5P()), f, 1)
+    torch.testing.assert_close(x.detach(), expected)
+
+
+def test_sixth_order_5p_order_of_convergence():
+    # e_new / e^4 stays bounded as e halves (measured order four, see the class docstring), and one
+    # step beats the third-order TwoPointNewton from the same start
+    ratios = []
+    for e0 in (0.2, 0.1, 0.05):
+        x, f = _exp_problem(math.log(2) + e0)
+        _run(tz.Optimizer([x], tz.m.SixthOrder5P()), f, 1)
+        e1 = abs(float(x.detach()) - math.log(2))
+        ratios.append(e1 / e0 ** 4)
+        x3, f3 = _exp_problem(math.log(2) + e0)
+        _run(tz.Optimizer([x3], tz.m.TwoPointNewton()), f3, 1)
+        assert e1 < abs(float(x3.detach()) - math.log(2))
+    assert max(ratios) < 0.2 and max(ratios) / min(ratios) < 1.5
+
+
+def test_sixth_order_5p_converges_on_quartic():
+    x, f = _quartic()
+    ref, fr = _quartic()
+    _run(tz.Optimizer([ref], tz.m.Newton()), fr, 30)
+    _run(tz.Optimizer([x], tz.m.SixthOrder5P()), f, 4)
+    torch.testing.assert_close(x.detach(), ref.detach(), atol=1e-10, rtol=1e-10)
+
+
+def test_sixth_order_5p_lstsq_minimum_norm():
+    # rank-one Hessian of 0.5 (a.x - 1)^2: least squares gives the minimum-norm Newton step, after
+    # which F = 0 and the correctors do nothing
+    a = torch.tensor([1.0, 2.0, -1.0], dtype=DT)
+    x = torch.tensor([0.3, -0.2, 0.5], dtype=DT, requires_grad=True)
+    x0 = x.detach().clone()
+    f = lambda: 0.5 * (a @ x - 1) ** 2
+    _run(tz.Optimizer([x], tz.m.SixthOrder5P(lstsq=True)), f, 1)
+    expected = x0 - a * (a @ x0 - 1) / (a @ a)
+    torch.testing.assert_close(x.detach(), expected)
+
+
+def test_sixth_order_5p_derivatives_method():
+    x, f = _quartic()
+    x2, f2 = _quartic()
+    _run(tz.Optimizer([x], tz.m.SixthOrder5P(derivatives_method="autograd")), f, 2)
+    _run(tz.Optimizer([x2], tz.m.SixthOrder5P()), f2, 2)
+    torch.testing.assert_close(x.detach(), x2.detach())
+    with pytest.raises(ValueError, match="thoad"):
+        _run(tz.Optimizer([x], tz.m.SixthOrder5P(derivatives_method="thoad")), f, 1)
+
+
+# ---------------------------------------------------------------------------------- ImprovedNewton
+def _inm_step(f, x, x_prev, x_cur, damping: float = 0.0, u=None):
+    """Reference formula: M = H + damping I + F b^T, b = (t - 1) s / s.s, t = y.(H s) / y.y."""
+    g, H = _at(f, x, x_cur)
+    gp, _ = _at(f, x, x_prev)
+    s, y = x_prev - x_cur, gp - g
+    t = (y @ (H @ s)) / (y @ y)
+    M = H + damping * torch.eye(H.shape[0], dtype=DT) + torch.outer(g, (t - 1) * s / (s @ s))
+    return x_cur - torch.linalg.solve(M, g if u is None else u(g))
+
+
+def test_improved_newton_first_step_is_newton_and_quadratic_is_newton():
+    x, f = _quartic()
+    x2, f2 = _quartic()
+    _run(tz.Optimizer([x], tz.m.ImprovedNewton()), f, 1)
+    _run(tz.Optimizer([x2], tz.m.Newton()), f2, 1)
+    torch.testing.assert_close(x.detach(), x2.detach())
+    # on a quadratic y = H s exactly: t = 1 and every step is a Newton step
+    q, _, _, fq = _quadratic()
+    q2, _, _, fq2 = _quadratic()
+    _run(tz.Optimizer([q], tz.m.ImprovedNewton(), tz.m.LR(0.5)), fq, 4)
+    _run(tz.Optimizer([q2], tz.m.Newton(), tz.m.LR(0.5)), fq2, 4)
+    torch.testing.assert_close(q.detach(), q2.detach(), atol=1e-12, rtol=1e-12)
+
+
+def test_improved_newton_one_variable_matches_reference_numbers():
+    # f = x^4/4 + e^(0.3x) + x^2/2 from 1.5; the numbers of torchzero 0.4.4 (in one variable its
+    # solve is exact): the rational model through the previous point, not a Newton step
+    x = torch.tensor([1.5], dtype=DT, requires_grad=True)
+    f = lambda: (x ** 4).sum() / 4 + torch.exp(0.3 * x).sum() + 0.5 * (x ** 2).sum()
+    opt = tz.Optimizer([x], tz.m.ImprovedNewton())
+    got = []
+    for _ in range(5):
+        _run(opt, f, 1)
+        got.append(float(x.detach()))
+    expected = [0.8225962065156945, -0.020887327220416307, -0.30800195526910695, -0.26022196840327694, -0.2599326015730079]
+    for g, e in zip(got, expected):
+        assert math.isclose(g, e, rel_tol=1e-12, abs_tol=1e-14)
+
+
+def test_improved_newton_solves_the_revised_matrix_exactly():
+    x, f, _ = _coupled()
+    opt = tz.Optimizer([x], tz.m.ImprovedNewton())
+    xs = [x.detach().clone()]
+    for _ in range(3):
+        _run(opt, f, 1)
+        xs.append(x.detach().clone())
+    for k in (1, 2):
+        torch.testing.assert_close(xs[k + 1], _inm_step(f, x, xs[k - 1], xs[k]))
+
+
+def test_improved_newton_independent_of_variable_order():
+    # the reference solves the non-symmetric M by Cholesky (its lower triangle only), which makes
+    # its steps depend on the order of the variables; ours does not
+    x, f, _ = _coupled()
+    xp, fp, inv = _coupled([2, 0, 1])
+    _run(tz.Optimizer([x], tz.m.ImprovedNewton()), f, 4)
+    _run(tz.Optimizer([xp], tz.m.ImprovedNewton()), fp, 4)
+    torch.testing.assert_close(xp.detach()[inv], x.detach(), atol=1e-13, rtol=1e-13)
+
+
+def test_improved_newton_converges_faster_than_newton():
+    x, f = _exp_problem(1.5)
+    xn, fn = _exp_problem(1.5)
+    opt, optn = tz.Optimizer([x], tz.m.ImprovedNewton()), tz.Optimizer([xn], tz.m.Newton())
+    e, en = [0.8068528194400547], [0.8068528194400547]
+    for _ in range(3):
+        _run(opt, f, 1)
+        _run(optn, fn, 1)
+        e.append(abs(float(x.detach()) - math.log(2)))
+        en.append(abs(float(xn.detach()) - math.log(2)))
+    assert all(e[k + 1] < e[k] ** 2 for k in range(1, 3))  # at least quadratic once the model is rational
+    assert e[3] < 1e-3 * en[3]
+
+
+def test_improved_newton_damping_revises_the_damped_hessian():
+    x, f, _ = _coupled()
+    opt = tz.Optimizer([x], tz.m.ImprovedNewton(damping=0.5))
+    xs = [x.detach().clone()]
+    for _ in range(2):
+        _run(opt, f, 1)
+        xs.append(x.detach().clone())
+    g, H = _at(f, x, xs[0])
+    torch.testing.assert_close(xs[1], xs[0] - torch.linalg.solve(H + 0.5 * torch.eye(3, dtype=DT), g))
+    torch.testing.assert_close(xs[2], _inm_step(f, x, xs[0], xs[1], damping=0.5))
+
+
+def test_improved_newton_eigval_fn_descends_on_nonconvex():
+    x = torch.tensor([0.5, 0.1], dtype=DT, requires_grad=True)
+    f = lambda: x[0] ** 2 - x[1] ** 2 + x[1] ** 4
+    f0 = float(f().detach())
+    _run(tz.Optimizer([x], tz.m.ImprovedNewton(eigval_fn=torch.abs)), f, 1)
+    assert float(f()) < f0
+    x2 = torch.tensor([0.5, 0.1], dtype=DT, requires_grad=True)
+    f2 = lambda: x2[0] ** 2 - x2[1] ** 2 + x2[1] ** 4
+    _run(tz.Optimizer([x2], tz.m.ImprovedNewton()), f2, 1)
+    assert float(f2()) > float(f())
+
+
+def test_improved_newton_eigv_tol_and_truncate_drop_directions():
+    x, A, b, f = _quadratic(cond=1000.0)
+    L, Q = torch.linalg.eigh(A)
+    _run(tz.Optimizer([x], tz.m.ImprovedNewton(truncate=2)), f, 1)
+    Qk, Lk = Q[:, -2:], L[-2:]
+    torch.testing.assert_close(x.detach(), Qk @ ((Qk.T @ b) / Lk))
+    x2, _, _, f2 = _quadratic(cond=1000.0)
+    _run(tz.Optimizer([x2], tz.m.ImprovedNewton(eigv_tol=0.5)), f2, 1)
+    keep = L >= 0.5 * L.max()
+    torch.testing.assert_close(x2.detach(), Q[:, keep] @ ((Q[:, keep].T @ b) / L[keep]))
+
+
+def test_improved_newton_update_freq_reuses_matrix():
+    x, f, _ = _coupled()
+    opt = tz.Optimizer([x], tz.m.ImprovedNewton(update_freq=2))
+    xs = [x.detach().clone()]
+    for _ in range(3):
+        _run(opt, f, 1)
+        xs.append(x.detach().clone())
+    g0, H0 = _at(f, x, xs[0])
+    g1, _ = _at(f, x, xs[1])
+    torch.testing.assert_close(xs[2], xs[1] - torch.linalg.solve(H0, g1))  # M of step 0 (= H0) reused
+    # the next update interpolates the previous update point (step 0), not step 1
+    torch.testing.assert_close(xs[3], _inm_step(f, x, xs[0], xs[2]))
+
+
+def test_improved_newton_precompute_inverse_same_steps():
+    x, f, _ = _coupled()
+    x2, f2, _ = _coupled()
+    m = tz.m.ImprovedNewton(precompute_inverse=True)
+    _run(tz.Optimizer([x], m, tz.m.LR(0.5)), f, 4)
+    _run(tz.Optimizer([x2], tz.m.ImprovedNewton(precompute_inverse=False), tz.m.LR(0.5)), f2, 4)
+    assert "M_inv" in m.global_state
+    torch.testing.assert_close(x.detach(), x2.detach())
+
+
+def test_improved_newton_use_lstsq_singular():
+    x = torch.tensor([1.0, 2.0], dtype=DT, requires_grad=True)
+    f = lambda: (x[0] + x[1] - 1) ** 2
+    _run(tz.Optimizer([x], tz.m.ImprovedNewton(use_lstsq=True)), f, 2)
+    assert torch.isfinite(x).all()
+    assert abs(float(x.sum()) - 1) < 1e-10
+
+
+def test_improved_newton_inner_preconditions_inner_output():
+    x, f, _ = _coupled()
+    opt = tz.Optimizer([x], tz.m.ImprovedNewton(inner=tz.m.Mul(2.0)), tz.m.LR(0.25))
+    xs = [x.detach().clone()]
+    for _ in range(2):
+        _run(opt, f, 1)
+        xs.append(x.detach().clone())
+    # the revision is built from the gradient; only the right-hand side is the inner output
+    g1, _ = _at(f, x, xs[1])
+    newton_like = _inm_step(f, x, xs[0], xs[1], u=lambda g: 2 * g)
+    torch.testing.assert_close(xs[2], xs[1] + 0.25 * (newton_like - xs[1]))
+
+
+def test_improved_newton_hessian_method():
+    x, f, _ = _coupled()
+    x2, f2, _ = _coupled()
+    _run(tz.Optimizer([x], tz.m.ImprovedNewton(hessian_method="gfd_central", h=1e-4)), f, 3)
+    _run(tz.Optimizer([x2], tz.m.ImprovedNewton(hessian_method="autograd")), f2, 3)
+    torch.testing.assert_close(x.detach(), x2.detach(), atol=1e-6, rtol=1e-6)
+    with pytest.raises(ValueError, match="thoad"):
+        _run(tz.Optimizer([x], tz.m.ImprovedNewton(hessian_method="thoad")), f, 1)
+
+
+def test_improved_newton_get_H_is_the_revised_matrix():
+    x, f, _ = _coupled()
+    m = tz.m.ImprovedNewton()
+    opt = tz.Optimizer([x], m)
+    xs = [x.detach().clone()]
+    for _ in range(2):
+        _run(opt, f, 1)
+        xs.append(x.detach().clone())
+    # after the second step the state holds M of the second point, interpolating the first
+    op = m.get_H()
+    assert isinstance(op, Dense)
+    M = op.to_tensor()
+    assert not torch.allclose(M, M.T)
+    g, H = _at(f, x, xs[1])
+    gp, _ = _at(f, x, xs[0])
+    s, y = xs[0] - xs[1], gp - g
+    t = (y @ (H @ s)) / (y @ y)
+    torch.testing.assert_close(M, H + torch.outer(g, (t - 1) * s / (s @ s)))
+    torch.testing.assert_close(xs[1] - xs[2], torch.linalg.solve(M, g))
+
+
+def test_improved_newton_needs_closure():
+    x, f = _quartic()
+    opt = tz.Optimizer([x], tz.m.ImprovedNewton())
+    f().backward()
+    with pytest.raises(RuntimeError, match="closure"):
+        opt.step()
