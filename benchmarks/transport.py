@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("--params", type=int, default=10_000_000)
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--embedded", action="store_true", help="run tz-server in this process")
+    ap.add_argument("--piece-bytes", type=int, default=None,
+                    help="tz-server --piece-bytes (default: the server's; 0 steps only once every gradient is in)")
     ap.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.echo_server:
@@ -93,10 +95,11 @@ def main() -> None:
     embedded = None
     if args.embedded:
         import tz_server
-        embedded = tz_server.serve()
+        embedded = tz_server.serve(**({} if args.piece_bytes is None else {"piece_bytes": args.piece_bytes}))
         tz_addr = embedded.address
     else:
-        tz_proc, tz_addr = start([sys.executable, "-m", "tz_server.cli", "--port", "0", "--log-level", "warning"])
+        extra = [] if args.piece_bytes is None else ["--piece-bytes", str(args.piece_bytes)]
+        tz_proc, tz_addr = start([sys.executable, "-m", "tz_server.cli", "--port", "0", "--log-level", "warning", *extra])
         procs.append(tz_proc)
     try:
         torch.manual_seed(0)
@@ -146,7 +149,8 @@ def main() -> None:
             ["raw gRPC echo of the same bytes", f"{med['raw']:.1f}", f"{2 * mb / med['raw']:.2f}", "1.00x"],
             ["local tz.Optimizer.step (Adam, same size)", f"{med['local']:.1f}", "-", f"{med['local'] / med['raw']:.2f}x"],
         ]
-        print(f"transport: {n:,} float32 parameters ({mb:.0f} MB each way), chunks of {CHUNK_BYTES >> 20} MiB, "
+        pieces = "server default" if args.piece_bytes is None else f"{args.piece_bytes:,}"
+        print(f"transport: {n:,} float32 parameters ({mb:.0f} MB each way), chunks of {CHUNK_BYTES >> 20} MiB, pieces {pieces}, "
               f"median of {repeats}, tz-server {'embedded' if embedded else 'in its own process'}, {os.cpu_count()} CPUs")
         print(table(rows, ["what", "ms", "GB/s (both ways)", "vs raw echo"]))
         print(f"target: RemoteOptimizer.step <= 1.25x raw echo -> {'met' if med['remote'] <= 1.25 * med['raw'] else 'NOT met'}"

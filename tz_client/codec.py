@@ -145,21 +145,29 @@ def loss_to_float(loss: Any) -> float:
 Chunk = list  # a list of memoryview pieces, sent as one message
 
 
-def iter_chunks(tensors: Sequence[torch.Tensor], chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
-    """Cuts the raw bytes of ``tensors`` into chunks of at most ``chunk_bytes`` (no copy)."""
+def iter_chunks(tensors: Sequence[torch.Tensor], chunk_bytes: int = CHUNK_BYTES, start: int = 0,
+                end: int | None = None) -> Iterator[Chunk]:
+    """Cuts the raw bytes of ``tensors`` (bytes ``start:end`` of their concatenation) into chunks of
+    at most ``chunk_bytes`` (no copy)."""
     pieces: list[memoryview] = []
     size = 0
+    offset = 0  # of the current tensor in the concatenation
     for t in tensors:
         mv = raw_bytes(t)
-        pos, n = 0, len(mv)
-        while pos < n:
-            take = min(n - pos, chunk_bytes - size)
+        n = len(mv)
+        pos = max(start - offset, 0)
+        stop = n if end is None else min(n, end - offset)
+        offset += n
+        while pos < stop:
+            take = min(stop - pos, chunk_bytes - size)
             pieces.append(mv[pos:pos + take])
             size += take
             pos += take
             if size == chunk_bytes:
                 yield pieces
                 pieces, size = [], 0
+        if end is not None and offset >= end:
+            break
     if pieces:
         yield pieces
 

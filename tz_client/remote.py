@@ -125,7 +125,16 @@ class RemoteOptimizer(torch.optim.Optimizer):
         first = next(responses)
         if is_chunk(first) or first.WhichOneof("msg") != "done":
             raise RuntimeError("protocol error: expected the step's result")
-        return self._finish(responses, first.done)
+        try:
+            return self._finish(responses, first.done)
+        except BaseException:
+            # the server may stream new parameters while it steps (element-wise chains); a step
+            # that fails part-way is undone there, so the local copy is brought back in line
+            try:
+                self._step = pull(self._conn, self.session, self._params, self._md)
+            except Exception:
+                pass
+            raise
 
     def _closure_step(self, closure: Callable) -> Any:
         fn = normalize_closure(closure, self._params)

@@ -36,6 +36,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=1, help="save training sessions every N steps (default 1)")
     p.add_argument("--checkpoint-interval", type=float, default=1.0,
                    help="save studies at most every this many seconds (default 1; the tell journal covers the rest)")
+    p.add_argument("--piece-bytes", type=int, default=4 << 20,
+                   help="step gradient pushes to element-wise chains in pieces of this many bytes as they arrive, "
+                        "overlapping upload, step and download (default 4 MiB; 0: off; local backend)")
     p.add_argument("--fsync-journal", action="store_true", help="fsync the tell journal on every tell")
     p.add_argument("--sync-timeout", type=float, default=300.0,
                    help="seconds the gradient pushes of one data-parallel step wait for missing workers before "
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             token=token, tls_cert=args.tls_cert, tls_key=args.tls_key, metrics_port=args.metrics_port,
             max_workers=args.max_workers, ask_timeout=args.ask_timeout, checkpoint_every=args.checkpoint_every,
             checkpoint_interval=args.checkpoint_interval, fsync_journal=args.fsync_journal, ray=ray_options,
-            sync_timeout=args.sync_timeout)).start()
+            sync_timeout=args.sync_timeout, piece_bytes=args.piece_bytes)).start()
     except Exception as e:  # bad device, unreadable certificate, port in use...
         print(f"tz-server: {getattr(e, 'message', None) or e}", file=sys.stderr)
         return 2

@@ -42,6 +42,9 @@ class ServerOptions:
         sync_timeout: default seconds the gradient pushes of one step of a ``workers > 1`` session
             wait for the missing ranks; then the step is abandoned (nothing applied) and the waiting
             workers get ABORTED naming the missing ranks. A session may set its own.
+        piece_bytes: local backend: gradient pushes to element-wise chains (Adam, LR, HeavyBall...) are
+            stepped in pieces of about this many bytes while they arrive, and the new parameters go
+            back while later gradients still arrive (0: receive everything, then step).
         ray: options of the Ray backend (``address``, ``shards``, ``objectives``, ``eval_workers``,
             ``shard_cpus``, ``shard_gpus``, ``ray_init``; see ``tz_server.backends.ray.RayBackend``).
     """
@@ -62,6 +65,7 @@ class ServerOptions:
     fsync_journal: bool = False
     max_params_bytes: int = 16 << 30
     sync_timeout: float = 300.0
+    piece_bytes: int = 4 << 20
     ray: dict[str, Any] = field(default_factory=dict)
 
 
@@ -76,9 +80,12 @@ class Server:
             raise ValueError("sync_timeout must be a positive number of seconds")
         if o.ray and o.backend != "ray":
             raise ValueError(f"Ray options ({', '.join(sorted(o.ray))}) need backend='ray'")
+        if o.piece_bytes < 0:
+            raise ValueError("piece_bytes must be >= 0")
+        extra = {"piece_bytes": o.piece_bytes} if o.backend == "local" else {}
         self.backend = make_backend(o.backend, device=o.device, state_dir=o.state_dir,
                                     checkpoint_every=o.checkpoint_every, checkpoint_interval=o.checkpoint_interval,
-                                    ask_timeout=o.ask_timeout, fsync_journal=o.fsync_journal, **o.ray)
+                                    ask_timeout=o.ask_timeout, fsync_journal=o.fsync_journal, **extra, **o.ray)
         self.metrics = Metrics(self.backend.list)
         interceptors = [TokenAuth(o.token)] if o.token else []
         self._grpc = grpc.server(ThreadPoolExecutor(o.max_workers, thread_name_prefix="tz-rpc"),

@@ -16,7 +16,8 @@ import torch
 from tz_client import specs
 from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
 from tz_client._proto.torchzero_service.v1 import tensor_pb2 as tpb
-from tz_client.codec import CodecError, from_proto, layout_of, loss_from_proto, loss_to_proto, parse_layout, nbytes
+from tz_client.codec import (CodecError, PayloadReader, from_proto, iter_chunks, layout_of, loss_from_proto, loss_to_proto,
+                             nbytes, parse_layout)
 from tz_client.wire import is_chunk
 from torchzero.core.spec import SpecError
 
@@ -233,6 +234,10 @@ class Servicer:
             raise InvalidArgument("Step: the first message must be `start`")
         start = first.start
         s = self._session(start.session, OPTIMIZER, context)
+        if start.mode == pb.PUSH and getattr(s, "can_pipeline", None) is not None and s.can_pipeline(start.step):
+            check_layout(start.grads, s.layout, "grads")
+            yield from self._pipelined_push(s, start, it)
+            return
         if start.mode == pb.PUSH:
             outcome = self._push(s, start, it)
         elif start.mode == pb.CLOSURE:
@@ -245,6 +250,58 @@ class Servicer:
         yield pb.StepReply(done=done)
         yield from payload_chunks(s.params)
 
+    def _loss_of(self, s: SessionHandle, start: pb.StepStart) -> Any:
+        if not start.HasField("loss"):
+            return None
+        loss = loss_from_proto(start.loss, "loss")
+        check_loss(loss, "loss", finite=not s.config.allow_nonfinite)
+        return loss
+
+    def _pipelined_push(self, s: Any, start: pb.StepStart, it: Iterator[Any]) -> Iterator[Any]:
+        """A push stepped piece by piece (:mod:`tz_server.sessions.pieces`): a helper thread reads
+        the gradients and steps each piece once it is in; this thread sends the new parameters of
+        every finished piece meanwhile. The reply's header comes first, as for any step."""
+        loss = self._loss_of(s, start)
+        bufs = s.take_buffers()
+        reader = PayloadReader(bufs, "grads")
+        out: queue.Queue = queue.Queue()
+
+        def arrived() -> Iterator[int]:
+            while not reader.done:
+                msg = next(it, None)
+                if msg is None:
+                    raise Aborted(f"grads: stream ended after {reader.received} of {reader.total} bytes")
+                if not is_chunk(msg):
+                    raise InvalidArgument(f"grads: expected tensor data, got a {msg.WhichOneof('msg')} message")
+                try:
+                    reader.feed(msg)
+                except CodecError as e:
+                    raise InvalidArgument(str(e)) from None
+                yield reader.received
+
+        def run() -> None:
+            try:
+                out.put(("ok", s.pipelined_push(start.step, bufs, arrived(), out.put, loss)))
+            except BaseException as e:  # handed to the RPC thread
+                out.put(("error", e))
+            finally:
+                s.return_buffers(bufs)
+
+        threading.Thread(target=run, name=f"tz-push-{s.name}", daemon=True).start()
+        done = pb.StepDone(step=start.step + 1, params=layout_of(s.params))
+        if loss is not None:
+            done.loss.CopyFrom(loss_to_proto(loss))
+        yield pb.StepReply(done=done)
+        sent = 0
+        while True:
+            item = out.get()
+            if isinstance(item, tuple):
+                if item[0] == "error":
+                    raise item[1]
+                return
+            yield from iter_chunks(s.params, start=sent, end=item)
+            sent = item
+
     def _push(self, s: SessionHandle, start: pb.StepStart, it: Iterator[Any]) -> Any:
         check_layout(start.grads, s.layout, "grads")
         take = getattr(s, "take_buffers", None)
@@ -253,10 +310,7 @@ class Servicer:
             grads = read_payload(it, s.layout, "grads", bufs)
             if not s.config.allow_nonfinite:
                 check_finite(grads, "grads")
-            loss = None
-            if start.HasField("loss"):
-                loss = loss_from_proto(start.loss, "loss")
-                check_loss(loss, "loss", finite=not s.config.allow_nonfinite)
+            loss = self._loss_of(s, start)
             return s.push(start.step, start.rank, to_device(grads, _input_device(s)), loss)
         finally:
             if bufs is not None:

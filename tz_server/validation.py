@@ -52,8 +52,9 @@ def check_tensors(tensors: Sequence[torch.Tensor], expected: LayoutT, where: str
         check_finite(tensors, where)
 
 
-def check_finite(tensors: Sequence[torch.Tensor], where: str) -> None:
-    for i, t in enumerate(tensors):
+def check_finite(tensors: Sequence[torch.Tensor], where: str, indices: Sequence[int] | None = None) -> None:
+    """No inf or nan in ``tensors``; errors name ``where[i]`` (``i`` from ``indices`` when given)."""
+    for k, t in enumerate(tensors):
         if not (t.is_floating_point() or t.is_complex()) or t.numel() == 0:
             continue
         # a finite sum proves every entry finite (one cheap reduction); a non-finite sum may just be
@@ -62,6 +63,7 @@ def check_finite(tensors: Sequence[torch.Tensor], where: str) -> None:
             continue
         if not bool(torch.isfinite(t).all()):
             bad = int((~torch.isfinite(t)).sum())
+            i = k if indices is None else indices[k]
             raise InvalidArgument(f"{where}[{i}]: {bad} non-finite value(s) (inf or nan)")
 
 

@@ -28,17 +28,21 @@ class LocalBackend(Backend):
             the steps in between.
         ask_timeout: default seconds before an unanswered trial is handed out again.
         fsync_journal: fsync the tell journal on every tell (survives power loss, not only a crash).
+        piece_bytes: gradient pushes to element-wise chains are stepped in pieces of about this many
+            bytes while they arrive (see :mod:`tz_server.sessions.pieces`); 0 turns it off.
     """
 
     name = "local"
 
     def __init__(self, device: str = "cpu", state_dir: str | None = None, checkpoint_every: int = 1,
-                 checkpoint_interval: float = 1.0, ask_timeout: float = 60.0, fsync_journal: bool = False):
+                 checkpoint_interval: float = 1.0, ask_timeout: float = 60.0, fsync_journal: bool = False,
+                 piece_bytes: int = 4 << 20):
         self.device = str(parse_device(device))
         self.store = Store(state_dir, fsync_journal) if state_dir else None
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
         self.ask_timeout = ask_timeout
+        self.piece_bytes = piece_bytes
         self.sessions = SessionRegistry()
         if self.store is not None:
             self._restore()
@@ -50,7 +54,7 @@ class LocalBackend(Backend):
                                 checkpoint_interval=self.checkpoint_interval)
         if config.kind == OPTIMIZER:
             return TrainSession(config, params, self.store, state, checkpoint_every=self.checkpoint_every,
-                                checkpoint_interval=self.checkpoint_interval)
+                                checkpoint_interval=self.checkpoint_interval, piece_bytes=self.piece_bytes)
         raise InvalidArgument(f"unknown session kind {config.kind!r}")
 
     def _restore(self) -> None:

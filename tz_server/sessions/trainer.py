@@ -19,8 +19,10 @@ from torchzero.core.evaluation import BatchEvaluator, EvalResult, Point, materia
 
 from ..errors import Aborted, FailedPrecondition, InvalidArgument, SessionClosed, Unavailable
 from ..persistence import Store
+from ..validation import check_finite
 from .base import Session
 from .config import SessionConfig
+from .pieces import PieceStepper, why_not_pipelined
 
 log = logging.getLogger("tz_server.trainer")
 
@@ -71,9 +73,14 @@ class TrainSession(Session):
     """A hosted optimizer stepped by ``workers`` training processes."""
 
     def __init__(self, config: SessionConfig, params: list[torch.Tensor], store: Store | None = None,
-                 state: dict[str, Any] | None = None, **kw: Any):
+                 state: dict[str, Any] | None = None, piece_bytes: int = 0, **kw: Any):
         super().__init__(config, params, store, state, **kw)
         self.workers = max(1, int(config.workers))
+        self.stepper: PieceStepper | None = None
+        if piece_bytes > 0 and self.workers == 1 and why_not_pipelined(self.opt, self.params) is None:
+            stepper = PieceStepper(self.opt, self.params, config.modules, piece_bytes)
+            if stepper.worthwhile:
+                self.stepper = stepper
         self._pushed: dict[int, list[torch.Tensor]] = {}
         self._losses: dict[int, Any] = {}
         self._last_loss: Any = None
@@ -180,6 +187,8 @@ class TrainSession(Session):
         loss = None
         if losses:
             loss = sum(float(x) for x in losses) / len(losses) if self.workers > 1 else losses[0]
+        if self.stepper is not None:
+            self.stepper.invalidate()
         try:
             for p, g in zip(self.params, grads):
                 p.grad = g
@@ -200,6 +209,43 @@ class TrainSession(Session):
         self.save()
         self.cond.notify_all()
 
+    # -- pipelined pushes (element-wise chains, one worker) -----------------------------------------
+    def can_pipeline(self, step: int) -> bool:
+        """Whether a push for ``step`` will be stepped piece by piece as it arrives."""
+        with self.cond:
+            return self.stepper is not None and step == self.step and not self.failed and not self.closed
+
+    def pipelined_push(self, step: int, grads: list[torch.Tensor], arrived: Any, emit: Callable[[int], None],
+                       loss: Any = None) -> StepOutcome:
+        """A push whose gradients are read into ``grads`` while ``arrived`` yields how many bytes are
+        in; every piece is checked and stepped as soon as it is complete and ``emit(end byte)``
+        announces the parameter bytes that are final. A step that fails part-way leaves no trace."""
+        assert self.stepper is not None
+        finite = not self.config.allow_nonfinite
+
+        def check(views: list[torch.Tensor], indices: list[int]) -> None:
+            if self.closed:
+                raise Unavailable(f"session {self.name} is closed")
+            if finite:
+                check_finite(views, "grads", indices)
+
+        with self.cond:
+            done = self._check_step(step)
+            if done is not None:
+                for _ in arrived:
+                    pass
+                emit(sum(p.numel() * p.element_size() for p in self.params))
+                return done
+            if not self.stepper.built:
+                self.stepper.build()
+            self.stepper.run(grads, arrived, check, emit)
+            self.evaluations += 1
+            self._last_loss = loss
+            self.save()
+            self.cond.notify_all()
+            emit(self.stepper.pieces[-1].end)
+            return StepOutcome(self.step, loss, False)
+
     def closure_step(self, step: int, evaluate: RemoteEval) -> StepOutcome:
         """One step whose evaluations call ``evaluate`` (the client's closure)."""
         if self.workers != 1:
@@ -209,6 +255,8 @@ class TrainSession(Session):
             if done is not None:
                 return done
             remote = RemoteClosure(evaluate, self.params, self.rng)
+            if self.stepper is not None:
+                self.stepper.invalidate()
             # a step cut short (bad data from the client, a dropped stream) leaves no trace
             saved_state = copy.deepcopy(self.opt.state_dict())
             saved_params = [p.detach().clone() for p in self.params]
