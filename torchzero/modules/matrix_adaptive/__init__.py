@@ -6,5 +6,6 @@ from .matrix_momentum import MatrixMomentum
 from .natural_gradient import NaturalGradient
 from .muon import DualNormCorrection, MuonAdjustLR, Orthogonalize
 from .shampoo import Shampoo
+from .soap import SOAP
 
-__all__ = ["DualNormCorrection", "FullMatrixAdagrad", "GGT", "MatrixMomentum", "MuonAdjustLR", "NaturalGradient", "Orthogonalize", "Shampoo"]
+__all__ = ["DualNormCorrection", "FullMatrixAdagrad", "GGT", "MatrixMomentum", "MuonAdjustLR", "NaturalGradient", "Orthogonalize", "SOAP", "Shampoo"]
