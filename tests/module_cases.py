@@ -51,6 +51,9 @@ CASES: dict[str, ModuleCase] = {
     "SR1": ModuleCase(lambda: [tz.m.SR1(inverse=False), tz.m.LR(1e-2)]),
     "DFP": ModuleCase(lambda: [tz.m.DFP(restart_interval=2, beta=0.3, update_freq=2), tz.m.LR(1e-2)]),
     "BroydenGood": ModuleCase(lambda: [tz.m.BroydenGood(inverse=False, init_scale=2.0), tz.m.LR(1e-2)]),
+    # -- quasi_newton: self-scaling methods (self_scaling.py) --
+    "SSVM": ModuleCase(lambda: [tz.m.SSVM(switch=(0.5, 0.5), concat_params=False), tz.m.LR(1e-2)]),
+    "NewSSM": ModuleCase(lambda: [tz.m.NewSSM(type=2), tz.m.LR(1e-2)], needs_closure=True),
     # -- termination (issue 6) --
     "TerminateAfterNSteps": ModuleCase(lambda: [tz.m.LR(1e-2), tz.m.TerminateAfterNSteps(2)]),
     "TerminateAfterNEvaluations": ModuleCase(lambda: [tz.m.LR(1e-2), tz.m.TerminateAfterNEvaluations(3)]),

@@ -58,3 +58,30 @@ CASES += [
     GoldenCase("ShorR-alpha", "tz.m.ShorR(alpha=0.8), tz.m.StepSize(0.05)", "quadratic", steps=12, rtol=1e-6, atol=1e-9),
     GoldenCase("PNR-interval", "tz.m.ProjectedNewtonRaphson(restart_interval=3), tz.m.StepSize(0.3)", "mixed", steps=12, rtol=1e-6, atol=1e-9),
 ]
+
+# -- self-scaling methods: SSVM, NewSSM (self_scaling.py) --
+# SSVM: every switching rule matches the reference bit for bit while its update stays finite. Where the
+# reference breaks: switch=2 with eps = g's / g'Hy < 0 takes the square root of a negative number and fills H
+# with NaN (the run then stalls); ours skips that update (and any update with a non-finite or non-positive
+# gamma). NewSSM: the reference applies the update even when the scaled curvature psi * s'y is <= 0, which makes
+# H indefinite (type=1 gives psi < 0 whenever the decrease of f exceeds s'y, i.e. on almost every step that is not
+# an exact line search); ours skips such updates like BFGS does. Those behaviours are covered by unit tests in
+# tests/modules/test_self_scaling_qn.py; the cases below are the runs in which neither defect is reached.
+for _sw in ["1", "2", "3", "4", "(0.3, 0.6)"]:
+    CASES.append(GoldenCase(f"SSVM-{_sw}-quadratic", f"tz.m.SSVM(switch={_sw}), tz.m.StepSize(0.5)", "quadratic", steps=15, rtol=1e-6, atol=1e-9))
+    CASES.append(GoldenCase(f"SSVM-{_sw}-mixed", f"tz.m.SSVM(switch={_sw}), tz.m.StepSize(0.2)", "mixed", steps=15, rtol=1e-6, atol=1e-9))
+CASES += [
+    GoldenCase("SSVM-backtracking", "tz.m.SSVM(), tz.m.Backtracking()", "quadratic", steps=15, rtol=1e-6, atol=1e-9),
+    GoldenCase("SSVM-1-backtracking", "tz.m.SSVM(switch=1), tz.m.Backtracking()", "mixed", steps=15, rtol=1e-6, atol=1e-9),
+    GoldenCase("SSVM-4-backtracking", "tz.m.SSVM(switch=4), tz.m.Backtracking()", "quadratic", steps=15, rtol=1e-6, atol=1e-9),
+    GoldenCase("SSVM-rosenbrock", "tz.m.SSVM(), tz.m.StepSize(0.02)", "rosenbrock", steps=12, rtol=1e-6, atol=1e-9),
+    GoldenCase("SSVM-restart", "tz.m.SSVM(init_scale=2.0, restart_interval=4), tz.m.StepSize(0.5)", "quadratic", steps=12, rtol=1e-6, atol=1e-9),
+    GoldenCase("SSVM-beta", "tz.m.SSVM(switch=1, beta=0.5), tz.m.StepSize(0.3)", "mixed", steps=12, rtol=1e-6, atol=1e-9),
+    GoldenCase("SSVM-pair-update_freq", "tz.m.SSVM(switch=(0.5, 0.5), update_freq=2), tz.m.StepSize(0.3)", "mixed", steps=12, rtol=1e-6, atol=1e-9),
+    GoldenCase("NewSSM-2-mixed", "tz.m.NewSSM(type=2), tz.m.StepSize(0.2)", "mixed", steps=15, rtol=1e-6, atol=1e-9),
+    GoldenCase("NewSSM-2-split", "tz.m.NewSSM(type=2, concat_params=False), tz.m.StepSize(0.2)", "mixed", steps=12, rtol=1e-6, atol=1e-9),
+    GoldenCase("NewSSM-2-init_scale", "tz.m.NewSSM(type=2, init_scale=3.0), tz.m.StepSize(0.3)", "mixed", steps=12, rtol=1e-6, atol=1e-9),
+    GoldenCase("NewSSM-2-backtracking", "tz.m.NewSSM(type=2), tz.m.Backtracking()", "quadratic", steps=15, rtol=1e-6, atol=1e-9),
+    GoldenCase("NewSSM-2-backtracking-mixed", "tz.m.NewSSM(type=2), tz.m.Backtracking()", "mixed", steps=15, rtol=1e-6, atol=1e-9),
+    GoldenCase("NewSSM-2-backtracking-rosenbrock", "tz.m.NewSSM(type=2), tz.m.Backtracking()", "rosenbrock", steps=15, rtol=1e-6, atol=1e-9),
+]

@@ -13,6 +13,7 @@ from .diagonal_quasi_newton import (
     DNRTR, DiagonalBFGS, DiagonalQuasiCauchi, DiagonalSR1, DiagonalWeightedQuasiCauchi, NewDQN,
 )
 from .gradient_correction import GradientCorrection
+from .self_scaling import SSVM, NewSSM
 
 __all__ = [
     # -- limited-memory methods --
@@ -21,5 +22,5 @@ __all__ = [
     "HessianUpdateStrategy", "BFGS", "DFP", "SR1", "BroydenGood", "BroydenBad", "Greenstadt1", "Greenstadt2",
     "McCormick", "Pearson", "ICUM", "ThomasOptimalMethod", "Horisho", "FletcherVMM", "PSB", "ShorR",
     "ProjectedNewtonRaphson", "DiagonalBFGS", "DiagonalSR1", "DiagonalQuasiCauchi", "DiagonalWeightedQuasiCauchi",
-    "DNRTR", "NewDQN", "GradientCorrection",
+    "DNRTR", "NewDQN", "GradientCorrection", "SSVM", "NewSSM",
 ]

@@ -161,8 +161,9 @@ class HessianUpdateStrategy(TensorTransform):
         return [(t.reshape(-1), p.detach().reshape(-1), self.state[p], self.settings[p]) for t, p in zip(tensors, params)]
 
     def update_states(self, objective: Objective, states: Any, settings: Any) -> None:
+        tensors = objective.peek_updates()  # first: the gradient evaluation also gives the loss
         loss = objective.get_loss(False) if self._uses_loss else None
-        for g, p, state, setting in self._blocks(objective, objective.peek_updates()):
+        for g, p, state, setting in self._blocks(objective, tensors):
             self._update_block(g, p, loss, state, setting)
 
     def _update_block(self, g: torch.Tensor, p: torch.Tensor, loss: Any, state: dict[str, Any], setting: Mapping[str, Any]) -> None:
