@@ -5,7 +5,7 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 
@@ -41,6 +41,11 @@ class Connection:
         else:
             self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         self.stub = Stub(self.channel)
+        self._on_close: list[Callable[[], None]] = []
+
+    def on_close(self, fn: Callable[[], None]) -> None:
+        """Calls ``fn`` when the connection closes (before the channel does)."""
+        self._on_close.append(fn)
 
     def call(self, fn: Callable[[], T], retry: bool = True) -> T:
         """Runs ``fn`` (which makes one or more calls), retrying while the server is unavailable.
@@ -61,4 +66,7 @@ class Connection:
             delay = min(delay * 2, 1.0)
 
     def close(self) -> None:
+        for fn in self._on_close:
+            fn()
+        self._on_close.clear()
         self.channel.close()

@@ -11,6 +11,7 @@ import torch
 from torchzero.core.evaluation import BatchEvaluator, FunctionEvaluator
 
 from ._proto.torchzero_service.v1 import service_pb2 as pb
+from .asktell import AskTellChannel
 from .codec import from_proto, loss_from_proto, loss_to_float, loss_to_proto, to_proto
 from .errors import StudyFinished
 from .sessions import SessionInfo, session_metadata
@@ -54,11 +55,25 @@ class Study:
         self._conn = client.conn
         self._token = session_token
         self._metadata = session_metadata(client.conn, session_token)
+        self._asktell = AskTellChannel(client.conn, self._metadata)
+        client.conn.on_close(self._asktell.close)
 
     # -- helpers ---------------------------------------------------------------------------------
     def _trial(self, m: pb.Trial) -> Trial:
         xs = [from_proto(t, f"trial {m.id}") for t in m.params]
         return Trial(m.id, xs if self.is_list else xs[0], m.needs_grad)
+
+    def _send(self, request: pb.TellRequest) -> pb.TellReply:
+        """One tell and/or ask over this thread's ask/tell stream, retried while the server is
+        unavailable (a retried ask first takes back the trials a lost reply handed out)."""
+        attempt = [0]
+
+        def once() -> pb.TellReply:
+            if attempt[0] and request.HasField("then_ask"):
+                request.then_ask.resume = True
+            attempt[0] += 1
+            return self._asktell.roundtrip(request)
+        return self._conn.call(once)
 
     def _ask_request(self, n: int, wait: float) -> pb.AskRequest:
         req = pb.AskRequest(session=self.name, client_id=self.client.client_id, n=n, wait=wait, resume=self._resume)
@@ -80,8 +95,9 @@ class Study:
         Raises :class:`~tz_client.errors.StudyFinished` when the optimizer has terminated.
         """
         while True:
-            req = self._ask_request(1 if n is None else n, wait)
-            rep = self._conn.call(lambda: self._conn.stub.Ask(req, metadata=self._metadata))
+            req = pb.TellRequest(session=self.name, client_id=self.client.client_id,
+                                 then_ask=self._ask_request(1 if n is None else n, wait))
+            rep = self._send(req).asked
             self._resume = False
             trials = [self._trial(t) for t in rep.trials]
             if n is not None:
@@ -99,8 +115,7 @@ class Study:
         Given lists of trials, losses (and grads), tells them all in one round trip. Returns
         ``(accepted, ignored)``: repeated or late tells are ignored.
         """
-        req = self._tell_request(trial_or_id, loss, grad)
-        rep = self._conn.call(lambda: self._conn.stub.Tell(req, metadata=self._metadata))
+        rep = self._send(self._tell_request(trial_or_id, loss, grad))
         return rep.accepted, rep.ignored
 
     def _tell_request(self, trial_or_id: Any, loss: Any, grad: Any) -> pb.TellRequest:
@@ -119,7 +134,7 @@ class Study:
         """Tells results and asks for up to ``n`` new trials in one round trip."""
         req = self._tell_request(list(trials), list(losses), grads)
         req.then_ask.CopyFrom(self._ask_request(n, wait))
-        rep = self._conn.call(lambda: self._conn.stub.Tell(req, metadata=self._metadata))
+        rep = self._send(req)
         self._resume = False
         if not rep.asked.trials and rep.asked.finished:
             raise StudyFinished(f"study {self.name} has finished")

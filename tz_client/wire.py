@@ -100,6 +100,7 @@ METHODS: dict[str, tuple[str, tuple[Callable, Callable], tuple[Callable, Callabl
     "Ask": ("unary_unary", _unary(pb.AskRequest), _unary(pb.AskReply)),
     "Tell": ("unary_unary", _unary(pb.TellRequest), _unary(pb.TellReply)),
     "Best": ("unary_unary", _unary(pb.SessionRef), _unary(pb.BestReply)),
+    "AskTell": ("stream_stream", _unary(pb.TellRequest), _unary(pb.TellReply)),
     "Step": ("stream_stream", STEP_REQ, STEP_REP),
     "Pull": ("unary_stream", _unary(pb.SessionRef), STEP_REP),
 }

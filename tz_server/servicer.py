@@ -206,13 +206,19 @@ class Servicer:
 
     @rpc
     def Tell(self, request: pb.TellRequest, context: grpc.ServicerContext) -> pb.TellReply:
-        s = self._session(request.session, STUDY, context)
-        accepted, ignored = s.tell(request.items)
-        reply = pb.TellReply(accepted=accepted, ignored=ignored)
-        if request.HasField("then_ask"):
-            a = request.then_ask
-            reply.asked.CopyFrom(s.ask(a.client_id or request.client_id, a.n, a.wait, a.resume))
-        return reply
+        return _tell(self._session(request.session, STUDY, context), request)
+
+    @rpc
+    def AskTell(self, request_iterator: Iterator[pb.TellRequest], context: grpc.ServicerContext) -> Iterator[pb.TellReply]:
+        """Tell / ask messages over one stream; each is counted in the metrics as the unary call it
+        replaces (``Tell`` when it tells, else ``Ask``)."""
+        s: SessionHandle | None = None
+        for request in _until_cancelled(request_iterator):
+            t0 = time.perf_counter()
+            if s is None or s.name != request.session:
+                s = self._session(request.session, STUDY, context)
+            yield _tell(s, request)
+            self.metrics.observe("Tell" if request.items else "Ask", time.perf_counter() - t0, "OK")
 
     @rpc
     def Best(self, request: pb.SessionRef, context: grpc.ServicerContext) -> pb.BestReply:
@@ -366,6 +372,30 @@ class Servicer:
                     raise item[1]
                 return item[1]
             yield item
+
+
+def _until_cancelled(requests: Iterator[Any]) -> Iterator[Any]:
+    """The requests of a stream, ending quietly when the client cancels it (how a client closes
+    its long-lived ask/tell stream)."""
+    it = iter(requests)
+    while True:
+        try:
+            yield next(it)
+        except StopIteration:
+            return
+        except grpc.RpcError:
+            return
+
+
+def _tell(s: SessionHandle, request: pb.TellRequest) -> pb.TellReply:
+    """A tell, then the ask in ``then_ask`` if there is one (either may be empty)."""
+    reply = pb.TellReply()
+    if request.items:
+        reply.accepted, reply.ignored = s.tell(request.items)
+    if request.HasField("then_ask"):
+        a = request.then_ask
+        reply.asked.CopyFrom(s.ask(a.client_id or request.client_id, a.n, a.wait, a.resume))
+    return reply
 
 
 def _authorize(s: SessionHandle, token: str | None) -> None:

@@ -69,6 +69,11 @@ class TorchZeroStub:
                 request_serializer=torchzero__service_dot_v1_dot_service__pb2.SessionRef.SerializeToString,
                 response_deserializer=torchzero__service_dot_v1_dot_service__pb2.BestReply.FromString,
                 _registered_method=True)
+        self.AskTell = channel.stream_stream(
+                '/torchzero_service.v1.TorchZero/AskTell',
+                request_serializer=torchzero__service_dot_v1_dot_service__pb2.TellRequest.SerializeToString,
+                response_deserializer=torchzero__service_dot_v1_dot_service__pb2.TellReply.FromString,
+                _registered_method=True)
         self.Step = channel.stream_stream(
                 '/torchzero_service.v1.TorchZero/Step',
                 request_serializer=torchzero__service_dot_v1_dot_service__pb2.StepRequest.SerializeToString,
@@ -128,6 +133,15 @@ class TorchZeroServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AskTell(self, request_iterator, context):
+        """Ask/tell over one long-lived stream: each TellRequest (a tell, an ask in `then_ask`, or both)
+        gets exactly one TellReply, in order. Same semantics as Tell; it saves the per-call cost of a
+        unary RPC. An error ends the stream with its status; the client opens a new one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Step(self, request_iterator, context):
         """One optimizer step driven by a training worker (gradient push or remote closure).
         """
@@ -179,6 +193,11 @@ def add_TorchZeroServicer_to_server(servicer, server):
                     servicer.Best,
                     request_deserializer=torchzero__service_dot_v1_dot_service__pb2.SessionRef.FromString,
                     response_serializer=torchzero__service_dot_v1_dot_service__pb2.BestReply.SerializeToString,
+            ),
+            'AskTell': grpc.stream_stream_rpc_method_handler(
+                    servicer.AskTell,
+                    request_deserializer=torchzero__service_dot_v1_dot_service__pb2.TellRequest.FromString,
+                    response_serializer=torchzero__service_dot_v1_dot_service__pb2.TellReply.SerializeToString,
             ),
             'Step': grpc.stream_stream_rpc_method_handler(
                     servicer.Step,
@@ -380,6 +399,33 @@ class TorchZero:
             '/torchzero_service.v1.TorchZero/Best',
             torchzero__service_dot_v1_dot_service__pb2.SessionRef.SerializeToString,
             torchzero__service_dot_v1_dot_service__pb2.BestReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AskTell(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/torchzero_service.v1.TorchZero/AskTell',
+            torchzero__service_dot_v1_dot_service__pb2.TellRequest.SerializeToString,
+            torchzero__service_dot_v1_dot_service__pb2.TellReply.FromString,
             options,
             channel_credentials,
             insecure,

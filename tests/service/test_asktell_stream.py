@@ -1,0 +1,118 @@
+"""Ask/tell over the long-lived AskTell stream: one stream per thread, errors end only the stream
+(the next call opens another), and servers without the RPC are served by unary Tell."""
+from __future__ import annotations
+
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+import torch
+
+import torchzero as tz
+import tz_client
+import tz_server
+from tz_client.errors import InvalidArgument
+from tz_client.wire import METHODS, SERVICE
+from tz_server.backends.local import LocalBackend
+from tz_server.metrics import Metrics
+from tz_server.servicer import Servicer
+
+
+def metric(srv, line: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics", timeout=5).read().decode()
+    for row in text.splitlines():
+        if row.startswith(line + " "):
+            return float(row.split()[-1])
+    return 0.0
+
+
+def test_asks_and_tells_share_one_stream_per_thread():
+    with tz_server.serve(metrics_port=0) as srv:
+        c = tz_client.Client(srv.address)
+        study = c.create_study("s", torch.zeros(3), [tz.m.SPSA(), tz.m.LR(1e-2)], seed=0)
+        for _ in range(5):
+            t = study.ask()
+            study.tell(t, float(t.params.sum()))
+        told = 5
+        trials = study.ask(n=2)
+        for _ in range(5):
+            told += len(trials)
+            trials = study.tell_and_ask(trials, [float(t.params.sum()) for t in trials], n=2)
+        assert len(study._asktell._open) == 1
+        assert metric(srv, 'tz_rpc_latency_seconds_count{method="Tell"}') == 10
+        assert metric(srv, 'tz_rpc_latency_seconds_count{method="Ask"}') == 6
+        assert study.info().evaluations == told
+        study.tell(trials, [float(t.params.sum()) for t in trials])
+
+        def worker(k: int) -> None:
+            for _ in range(3):
+                t = study.ask()
+                study.tell(t, float(t.params.sum()))
+
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(worker, range(3)))
+        assert len(study._asktell._open) == 4  # this thread's and one per worker thread
+        c.close()
+        assert study._asktell._open == []
+        # closing the client cancels its streams: the server ends them without an error
+        assert metric(srv, 'tz_rpcs_total{code="INTERNAL",method="AskTell"}') == 0
+
+
+def test_a_rejected_tell_ends_only_the_stream():
+    with tz_server.serve() as srv:
+        c = tz_client.Client(srv.address)
+        study = c.create_study("s", torch.zeros(3), [tz.m.SPSA(), tz.m.LR(1e-2)], seed=0)
+        t = study.ask()
+        with pytest.raises(InvalidArgument, match="not finite"):
+            study.tell(t, float("nan"))
+        assert study._asktell._open == []
+        assert study.info().evaluations == 0
+        assert study.tell(t, 1.0) == (1, 0)  # a new stream
+        assert study.tell(t, 1.0) == (0, 1)  # exactly once
+        assert study.info().evaluations == 1
+        c.close()
+
+
+def test_servers_without_the_stream_are_served_by_unary_tell():
+    backend = LocalBackend()
+    servicer = Servicer(backend, Metrics())
+    handlers = {}
+    for name, (kind, req, rep) in METHODS.items():
+        if name == "AskTell":
+            continue  # an older server
+        make = getattr(grpc, f"{kind}_rpc_method_handler")
+        handlers[name] = make(getattr(servicer, name), request_deserializer=req[1], response_serializer=rep[0])
+    server = grpc.server(ThreadPoolExecutor(8))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        c = tz_client.Client(f"127.0.0.1:{port}")
+        study = c.create_study("s", torch.zeros(3), [tz.m.SPSA(), tz.m.LR(1e-2)], seed=0)
+        local = c.create_study("t", torch.zeros(3), [tz.m.SPSA(), tz.m.LR(1e-2)], seed=0)
+        for _ in range(4):
+            t = study.ask()
+            assert study.tell(t, float(t.params.sum())) == (1, 0)
+        assert study._asktell.streaming is False
+        assert study.info().evaluations == 4
+        assert local.info().evaluations == 0
+        c.close()
+    finally:
+        server.stop(None)
+        backend.close()
+
+
+def test_stream_and_unary_calls_see_the_same_study():
+    """A client on the stream and a raw unary Tell on the same study: trials and counts agree."""
+    with tz_server.serve() as srv:
+        c = tz_client.Client(srv.address)
+        study = c.create_study("s", torch.zeros(2), [tz.m.SPSA(), tz.m.LR(1e-2)], seed=0)
+        trials = study.ask(n=2)
+        from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
+        from tz_client.codec import loss_to_proto
+        rep = c.conn.stub.Tell(pb.TellRequest(session="s", items=[pb.TellItem(id=trials[0].id, loss=loss_to_proto(1.0))]))
+        assert rep.accepted == 1
+        assert study.tell(trials, [1.0, 2.0]) == (1, 1)
+        assert study.info().evaluations == 2
+        c.close()
