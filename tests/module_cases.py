@@ -222,6 +222,7 @@ CASES: dict[str, ModuleCase] = {
     # -- matrix_adaptive: SOAP; basis: optimizers run in a rotated basis --
     "SOAP": ModuleCase(lambda: [tz.m.SOAP(precond_freq=2, merge_small=True, max_dim=4, inner=tz.m.EMA(0.5)), tz.m.SOAP(precond_freq=1, shampoo_beta=None, proj_exp_avg=False, precondition_1d=False), tz.m.LR(1e-2)], steps=5),
     "SOAPBasis": ModuleCase(lambda: [tz.m.SOAPBasis([tz.m.MARSCorrection(0.9), tz.m.Adam(0.9, 0.95, amsgrad=True)], precond_freq=2, max_dim=4, inner=tz.m.EMA(0.5)), tz.m.SOAPBasis(tz.m.Lion(), precond_freq=1, shampoo_beta=None, merge_small=False, precondition_1d=False), tz.m.LR(1e-2)], steps=5),
+    "GGTBasis": ModuleCase(lambda: [tz.m.GGTBasis([tz.m.MARSCorrection(0.9), tz.m.Adam(0.9, 0.95)], history_size=3, update_freq=2, inner=tz.m.EMA(0.5)), tz.m.GGTBasis(tz.m.FullMatrixAdagrad(reg=1e-6), truncate=2), tz.m.LR(1e-2)], steps=5),
     # -- matrix_adaptive: full-matrix methods --
     "FullMatrixAdagrad": ModuleCase(lambda: [tz.m.FullMatrixAdagrad(precond_freq=2, beta=0.9, reg=1e-6, inner=tz.m.EMA(0.9), accumulator_tfm=tz.m.Mul(2.0)), tz.m.FullMatrixAdagrad(concat_params=False, init="GGT", reg=1e-6), tz.m.LR(1e-2)]),
     # -- curvature: Hutchinson Hessian-diagonal preconditioners (autograd HVPs: see _SO_SKIP) --

@@ -152,3 +152,56 @@ def test_bad_arguments():
         tz.m.SOAPBasis(tz.m.Adam(), precond_freq=0)
     with pytest.raises(ValueError, match="max_dim"):
         tz.m.SOAPBasis(tz.m.Adam(), max_dim=0)
+
+
+# -- GGTBasis ---------------------------------------------------------------------------------
+
+
+def test_ggt_identity_returns_updates_in_the_window():
+    seq = rand_seq([(2,), (1,)], 6, seed=7)
+    out = updates([tz.m.GGTBasis(tz.m.Mul(1.0), damping=1e-14), tz.m.LR(1.0)], seq)
+    assert maxdiff(out, seq) < 1e-6
+
+
+def test_ggt_momentum_follows_the_basis_as_its_rank_grows():
+    """With every update in the window the basis spans all past updates, so EMA in the basis is
+    EMA -- only if its buffer is mapped by ``U_new^T U_old`` at each change (and rank change)."""
+    seq = rand_seq([(2,), (1,)], 6, seed=8)
+    a = updates([tz.m.GGTBasis(tz.m.EMA(0.7), damping=1e-14), tz.m.LR(1.0)], seq)
+    b = updates([tz.m.EMA(0.7), tz.m.LR(1.0)], seq)
+    assert maxdiff(a, b) < 1e-6
+
+
+def test_ggt_second_moments_stay_nonnegative():
+    seq = rand_seq([(4, 3)], 8, seed=2)
+    gb = tz.m.GGTBasis(tz.m.Adagrad(), history_size=3)
+    p = torch.zeros(4, 3, dtype=DT, requires_grad=True)
+    opt = tz.Optimizer([p], gb, tz.m.LR(0.1))
+    for (g,) in seq:
+        p.grad = g.clone()
+        opt.step()
+    assert torch.isfinite(p).all()
+    ada = gb.children["basis_opt"]
+    assert all(bool((st["accumulator"] >= 0).all()) for st in ada.state.values())
+
+
+GGT_OPTIONS = [dict(history_size=2), dict(update_freq=3), dict(truncate=1), dict(damping=1.0), dict(matrix_power=-1.0),
+               dict(eig_tol=0.5), dict(inner=tz.m.EMA(0.5))]
+
+
+@pytest.mark.parametrize("kw", GGT_OPTIONS, ids=lambda kw: ",".join(kw))
+def test_ggt_each_option_changes_the_update(kw):
+    seq = rand_seq([(4, 3), (5,)], 6, seed=1)
+    base = updates([tz.m.GGTBasis(tz.m.Adam(0.9, 0.95)), tz.m.LR(1.0)], seq)
+    kw = dict(kw)
+    if "inner" in kw:
+        kw["inner"] = tz.m.EMA(0.5)
+    changed = updates([tz.m.GGTBasis(tz.m.Adam(0.9, 0.95), **kw), tz.m.LR(1.0)], seq)
+    assert maxdiff(base, changed, start=1) > 1e-4
+
+
+def test_ggt_bad_arguments():
+    with pytest.raises(ValueError, match="history_size"):
+        tz.m.GGTBasis(tz.m.Adam(), history_size=0)
+    with pytest.raises(ValueError, match="update_freq"):
+        tz.m.GGTBasis(tz.m.Adam(), update_freq=0)

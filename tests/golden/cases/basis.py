@@ -15,3 +15,12 @@ CASES = [
     GoldenCase("SOAPBasis-quadratic", "tz.m.SOAPBasis(tz.m.HeavyBall(0.5), precond_freq=1), tz.m.LR(0.01)", "quadratic", steps=30),
     GoldenCase("SOAPBasis-1d-off", "tz.m.SOAPBasis(tz.m.EMA(0.8), precond_freq=2, precondition_1d=False), tz.m.LR(0.05)", "mixed", steps=20, closure=False),
 ]
+
+# GGTBasis: with rdamping the reference differs from ours, as it does for tz.m.GGT; no case uses it.
+# approx_sq_reproject / approx_cu_reproject change nothing in the reference for the modules tried.
+CASES += [
+    GoldenCase("GGTBasis-Adam", "tz.m.GGTBasis(tz.m.Adam(0.9, 0.95), history_size=3), tz.m.LR(0.05)", "mixed", steps=25, rtol=1e-5, atol=1e-5),
+    GoldenCase("GGTBasis-EMA-inner", "tz.m.GGTBasis(tz.m.EMA(0.5), history_size=4, update_freq=2, inner=tz.m.Mul(2.0)), tz.m.LR(0.02)", "mixed", steps=25),
+    GoldenCase("GGTBasis-RMSprop", "tz.m.GGTBasis(tz.m.RMSprop(0.9), history_size=5, truncate=3), tz.m.LR(0.02)", "quadratic", steps=25),
+    GoldenCase("GGTBasis-Lion", "tz.m.GGTBasis(tz.m.Lion(), damping=1e-3), tz.m.LR(0.01)", "rosenbrock", steps=25, closure=False),
+]
