@@ -12,7 +12,7 @@ import torch
 import torchzero as tz
 from torchzero.core.directions import derive_seed, make_direction
 from torchzero.core.evaluation import (EvalResult, FunctionEvaluator, Perturbation, ThreadPoolEvaluator,
-                                       evaluate_points)
+                                       evaluate_points, materialize_batch)
 
 
 def _like():
@@ -88,6 +88,21 @@ def test_perturbation_materializes_from_scalars_and_pickles_small():
     msg = pickle.dumps((p.seed, p.scale, p.distribution))
     assert len(msg) < 100
     assert torch.equal(Perturbation(base, *pickle.loads(msg)).materialize()[0], x[0])
+
+
+def test_materialize_batch_builds_each_shared_direction_once(monkeypatch):
+    base = _like()
+    points = [Perturbation(base, 3, 0.1), Perturbation(base, 3, -0.1), [torch.ones(3, 4), torch.ones(()), torch.ones(7)],
+              Perturbation(base, 4, 0.1, "gaussian"), Perturbation(base, 4, -0.1, "gaussian")]
+    expected = [p.materialize() if isinstance(p, Perturbation) else list(p) for p in points]
+    built = []
+    original = Perturbation.direction
+    monkeypatch.setattr(Perturbation, "direction", lambda self: built.append(self.seed) or original(self))
+    got = materialize_batch(points)
+    assert sorted(built) == [3, 4]
+    for g, e in zip(got, expected):
+        assert all(torch.equal(a, b) for a, b in zip(g, e))
+    assert got[0][0].data_ptr() != got[1][0].data_ptr()  # every point owns its tensors
 
 
 def test_evaluate_points_restores_parameters_and_keeps_order():

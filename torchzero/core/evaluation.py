@@ -70,6 +70,23 @@ def materialize(point: Point) -> list[torch.Tensor]:
     return point.materialize() if isinstance(point, Perturbation) else list(point)
 
 
+def materialize_batch(points: Sequence[Point]) -> list[list[torch.Tensor]]:
+    """Every point as tensors; perturbations that share a direction (``base + h d`` and
+    ``base - h d``) build it once."""
+    directions: dict[tuple, list[torch.Tensor]] = {}
+    out = []
+    for pt in points:
+        if isinstance(pt, Perturbation):
+            key = pt.cache_key()
+            d = directions.get(key)
+            if d is None:
+                d = directions[key] = pt.direction()
+            out.append(pt.materialize(d))
+        else:
+            out.append(list(pt))
+    return out
+
+
 class BatchEvaluator(ABC):
     """An objective that evaluates many points in one call.
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from torchzero.core.evaluation import EvalResult, Point, materialize
+from torchzero.core.evaluation import EvalResult, Perturbation, Point, materialize_batch
 from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
 from tz_client.codec import CodecError, from_proto, loss_from_proto, loss_to_float, loss_to_proto, nbytes, to_proto
 
@@ -163,8 +163,8 @@ class StudySession(Session):
     def evaluate_batch(self, points: Sequence[Point], backward: bool = False) -> list[EvalResult]:
         step = self.book.step
         asks = []
-        for pt in points:
-            x = [t.detach().clone() for t in materialize(pt)]
+        for pt, xs in zip(points, materialize_batch(points)):
+            x = [t.detach().clone() for t in xs] if not isinstance(pt, Perturbation) else xs
             with torch.no_grad():
                 self._clamp(x)
             k = self.book.next_index
