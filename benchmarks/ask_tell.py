@@ -2,6 +2,9 @@
 against Optuna (in memory and through its gRPC storage proxy) and Nevergrad, in the same run.
 
 Rows (the objective is a cheap quadratic, so the figures measure the service, not the function):
+  * the floor and the ceiling, same run: round trips per second of a raw gRPC stream echoing a
+    small message (no protobuf, no torch: the most any one-trial-per-round-trip client can do),
+    and a study driven in process without gRPC (the session and optimizer alone);
   * one client, one trial per ask, SPSA (2 points per step), embedded server and server process;
   * one client, batch asks of 16 (RandomizedFDM with 8 samples: 16 points per step);
   * 1 / 4 / 16 client processes sharing one study whose steps have 16 points (each process asks
@@ -107,6 +110,64 @@ def latency_p50(study, pairs: int) -> float:
     return statistics.median(samples) * 1e3
 
 
+def raw_echo_rate(seconds: float) -> float:
+    """Round trips per second of a bare gRPC bidirectional stream echoing 200 bytes (its own server
+    process, the echo server of benchmarks/transport.py)."""
+    import queue
+
+    import grpc
+    from transport import ECHO, start
+    proc, address = start([sys.executable, str(Path(__file__).with_name("transport.py")), "--echo-server"])
+    try:
+        channel = grpc.insecure_channel(address)
+        outbox: queue.SimpleQueue = queue.SimpleQueue()
+
+        def requests():
+            while (m := outbox.get()) is not None:
+                yield m
+        replies = iter(channel.stream_stream(ECHO, request_serializer=None, response_deserializer=None)(requests()))
+        msg = b"x" * 200
+        for _ in range(200):
+            outbox.put(msg)
+            next(replies)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            outbox.put(msg)
+            next(replies)
+            n += 1
+        rate = n / (time.perf_counter() - t0)
+        outbox.put(None)
+        channel.close()
+        return rate
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def in_process_rate(kind: str, batch: int, seconds: float) -> float:
+    """Evaluations per second of a study driven by direct calls on its session (no gRPC)."""
+    import torch
+
+    import tz_server
+    from tz_client import Client
+    from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
+    from tz_client.codec import from_proto, loss_to_proto
+    with tz_server.serve() as srv:
+        c = Client(srv.address)
+        c.create_study("direct", torch.zeros(DIM), modules(kind), seed=0)
+        s = srv.backend.get("direct")
+        rep = s.ask("bench", batch, 5.0)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            items = [pb.TellItem(id=t.id, loss=loss_to_proto(objective(from_proto(t.params[0])))) for t in rep.trials]
+            n += len(items)
+            s.tell(items)
+            rep = s.ask("bench", batch, 5.0)
+        rate = n / (time.perf_counter() - t0)
+        c.close()
+    return rate
+
+
 def advance(study, target: int, batch: int = 16) -> None:
     """Tells trials until the study has ``target`` evaluations."""
     while study.info().evaluations < target:
@@ -194,6 +255,10 @@ def main() -> None:
     def row(what: str, value: float, unit: str = "evals/s", note: str = "") -> None:
         rows.append([what, f"{value:,.0f}" if unit == "evals/s" else f"{value:.3f}", unit, note])
         print(f"  {what}: {rows[-1][1]} {unit} {note}", flush=True)
+
+    row("raw gRPC stream echo (200 B), round trips/s: the one-trial ceiling", raw_echo_rate(seconds), note="floor")
+    row("tz study driven in process, no gRPC, 1 trial per call, SPSA", in_process_rate("spsa", 1, seconds))
+    row("tz study driven in process, no gRPC, batches of 16, RFDM(8)", in_process_rate("rfdm", 16, seconds))
 
     x0 = torch.zeros(DIM)
     embedded = tz_server.serve()
