@@ -229,6 +229,12 @@ CASES: dict[str, ModuleCase] = {
     "AdaHessian": ModuleCase(lambda: [tz.m.AdaHessian(seed=0, block_size=2, n_samples=2), tz.m.LR(1e-2)], needs_closure=True, skip=_SO_SKIP),
     "SophiaH": ModuleCase(lambda: [tz.m.SophiaH(update_freq=2, seed=1, debias=True, inner=tz.m.HeavyBall(0.5)), tz.m.LR(1e-2)], needs_closure=True, skip=_SO_SKIP),
     "ESGD": ModuleCase(lambda: [tz.m.ESGD(update_freq=2, seed=2, beta=0.9, distribution="rademacher"), tz.m.LR(1e-2)], needs_closure=True, skip=_SO_SKIP),
+    # -- psgd: PSGD preconditioners (global RNG, no seed; Newton variants use autograd HVPs: see _SO_SKIP) --
+    "PSGDKronWhiten": ModuleCase(lambda: [tz.m.PSGDKronWhiten(max_skew=2.0, balance_probability=0.5, inner=tz.m.EMA(0.9)), tz.m.LR(1e-2)]),
+    "PSGDKronNewton": ModuleCase(lambda: [tz.m.PSGDKronNewton(balance_probability=0.5, update_probability=0.7), tz.m.LR(1e-2)], needs_closure=True, skip=_SO_SKIP),
+    "PSGDDenseNewton": ModuleCase(lambda: [tz.m.PSGDDenseNewton(inner=tz.m.EMA(0.9)), tz.m.LR(1e-2)], needs_closure=True, skip=_SO_SKIP),
+    "PSGDLRANewton": ModuleCase(lambda: [tz.m.PSGDLRANewton(rank=3), tz.m.LR(1e-2)], needs_closure=True, skip=_SO_SKIP),
+    "PSGDLRAWhiten": ModuleCase(lambda: [tz.m.PSGDLRAWhiten(rank=2, concat_params=False), tz.m.LR(1e-2)]),
     # -- adaptive / step_size (issue 7) --
     "Adagrad": ModuleCase(lambda: [tz.m.Adagrad(lr_decay=0.01, initial_accumulator_value=0.1, accumulator_tfm=tz.m.Mul(2.0)), tz.m.LR(1e-2)]),
     "AdagradNorm": ModuleCase(lambda: [tz.m.AdagradNorm(beta=0.9, layerwise=False), tz.m.LR(1e-2)]),
