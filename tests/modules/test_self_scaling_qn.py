@@ -9,7 +9,15 @@ import torch
 import torchzero as tz
 from torchzero.modules.quasi_newton.self_scaling import NewSSM, SSVM
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def float64_by_default():
+    """These tests build tensors in float64; the default is restored for the rest of the suite."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
 
 
 def _pair(n: int = 6, seed: int = 0):
