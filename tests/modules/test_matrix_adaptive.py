@@ -8,28 +8,9 @@ import torch
 
 import torchzero as tz
 from torchzero.modules.matrix_adaptive._linalg import orthogonalize
+from module_updates import updates, once
 
 DT = torch.float64
-
-
-def updates(modules, seq, groups=None) -> list[list[torch.Tensor]]:
-    """Feeds fixed gradients through ``modules`` and returns each step's update."""
-    ps = [torch.zeros_like(g).requires_grad_(True) for g in seq[0]]
-    opt = tz.Optimizer(groups(ps) if groups else ps, *modules)
-    out = []
-    for gs in seq:
-        with torch.no_grad():
-            for p in ps:
-                p.zero_()
-        for p, g in zip(ps, gs):
-            p.grad = g.clone()
-        opt.step()
-        out.append([-p.detach().clone() for p in ps])
-    return out
-
-
-def once(modules, tensors, groups=None) -> list[torch.Tensor]:
-    return updates(modules, [tensors], groups)[0]
 
 
 def rand(*shapes, seed=0, scale=1.0):

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import torchzero as tz
+from module_updates import updates
 
 DT = torch.float64
 
@@ -12,23 +13,6 @@ DT = torch.float64
 def grads_seq(n: int = 6, shapes=((4,), (2, 3))) -> list[list[torch.Tensor]]:
     g = torch.Generator().manual_seed(0)
     return [[torch.randn(s, generator=g, dtype=DT) for s in shapes] for _ in range(n)]
-
-
-def updates(modules, seq) -> list[list[torch.Tensor]]:
-    """Feeds fixed gradients through ``modules`` (no closure) and returns each step's update
-    (exactly: the parameters are zero before every step, which these modules do not read)."""
-    ps = [torch.zeros_like(g).requires_grad_(True) for g in seq[0]]
-    opt = tz.Optimizer(ps, *modules)
-    out = []
-    for gs in seq:
-        with torch.no_grad():
-            for p in ps:
-                p.zero_()
-        for p, g in zip(ps, gs):
-            p.grad = g.clone()
-        opt.step()
-        out.append([-p.detach().clone() for p in ps])
-    return out
 
 
 def close(a, b, **kw) -> bool:

@@ -8,24 +8,9 @@ import torch
 
 import torchzero as tz
 from torchzero.modules.matrix_adaptive.soap import from_layout, kron_layout, to_layout
+from module_updates import updates
 
 DT = torch.float64
-
-
-def updates(modules, seq) -> list[list[torch.Tensor]]:
-    """Feeds fixed gradients through ``modules`` and returns each step's update."""
-    ps = [torch.zeros_like(g).requires_grad_(True) for g in seq[0]]
-    opt = tz.Optimizer(ps, *modules)
-    out = []
-    for gs in seq:
-        with torch.no_grad():
-            for p in ps:
-                p.zero_()
-        for p, g in zip(ps, gs):
-            p.grad = g.clone()
-        opt.step()
-        out.append([-p.detach().clone() for p in ps])
-    return out
 
 
 def rand_seq(shapes, n, seed=0):
