@@ -1,7 +1,8 @@
 """Small dense linear-algebra helpers shared by the second-order modules."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -52,3 +53,34 @@ def eig_solve(L: torch.Tensor, Q: torch.Tensor, b: torch.Tensor) -> torch.Tensor
     coef = Q.T @ b
     inv = torch.where(L != 0, 1 / L, torch.zeros_like(L))
     return Q @ (coef * inv)
+
+
+def factor_system(store: dict, A: torch.Tensor, settings: Mapping[str, Any], update_freq: int, key: str) -> None:
+    """Keeps in ``store`` what solving ``A x = v`` later needs: ``A`` under ``key``, and either its
+    inverse (``key + "_inv"``; precomputed when ``precompute_inverse`` says so, or by default when the
+    matrix is reused for ``update_freq >= 10`` steps), or the eigen-decomposition ``L``, ``Q`` when
+    the eigenvalues are transformed (``eigval_fn`` / ``eigv_tol`` / ``truncate``)."""
+    s = settings
+    for k in (key, key + "_inv", "L", "Q"):
+        store.pop(k, None)
+    store[key] = A
+    precompute = s["precompute_inverse"]
+    if precompute is None:
+        precompute = update_freq >= 10
+    if s["eigval_fn"] is not None or s["eigv_tol"] is not None or s["truncate"] is not None:
+        L, Q = eigh_transform(A, s["eigval_fn"], s["eigv_tol"], s["truncate"])
+        if precompute:
+            store[key + "_inv"] = Q @ torch.diag(torch.where(L != 0, 1 / L, torch.zeros_like(L))) @ Q.T
+        else:
+            store["L"], store["Q"] = L, Q
+    elif precompute:
+        store[key + "_inv"] = inverse(A, s["use_lstsq"])
+
+
+def solve_system(store: Mapping[str, Any], v: torch.Tensor, use_lstsq: bool, key: str) -> torch.Tensor:
+    """``A^-1 v`` from what :func:`factor_system` kept."""
+    if key + "_inv" in store:
+        return store[key + "_inv"] @ v
+    if "L" in store:
+        return eig_solve(store["L"], store["Q"], v)
+    return solve(store[key], v, use_lstsq)

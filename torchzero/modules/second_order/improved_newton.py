@@ -11,7 +11,7 @@ from ...core.objective import Objective
 from ...core.transform import Transform
 from ...linalg import Dense
 from ...utils.params import tensors_to_vec, vec_to_tensors
-from ._linalg import eig_solve, eigh_transform, inverse, solve
+from ._linalg import factor_system, solve_system
 from .newton import HessianMethod
 
 
@@ -88,12 +88,7 @@ class ImprovedNewton(Transform):
         return b if torch.isfinite(b).all() else None
 
     def _solve_A(self, v: torch.Tensor, use_lstsq: bool) -> torch.Tensor:
-        gs = self.global_state
-        if "A_inv" in gs:
-            return gs["A_inv"] @ v
-        if "L" in gs:
-            return eig_solve(gs["L"], gs["Q"], v)
-        return solve(gs["A"], v, use_lstsq)
+        return solve_system(self.global_state, v, use_lstsq, "A")
 
     def update_states(self, objective: Objective, states: list[dict[str, Any]], settings: Sequence[Mapping[str, Any]]) -> None:
         s = settings[0]
@@ -107,20 +102,9 @@ class ImprovedNewton(Transform):
         A = H
         if s["damping"] != 0:
             A = H + s["damping"] * torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
-        for k in ("A", "A_inv", "L", "Q", "M_inv", "F", "b", "AF", "denom"):
+        for k in ("M_inv", "F", "b", "AF", "denom"):
             gs.pop(k, None)
-        gs["A"] = A
-        precompute = s["precompute_inverse"]
-        if precompute is None:
-            precompute = self._update_freq >= 10
-        if s["eigval_fn"] is not None or s["eigv_tol"] is not None or s["truncate"] is not None:
-            L, Q = eigh_transform(A, s["eigval_fn"], s["eigv_tol"], s["truncate"])
-            if precompute:
-                gs["A_inv"] = Q @ torch.diag(torch.where(L != 0, 1 / L, torch.zeros_like(L))) @ Q.T
-            else:
-                gs["L"], gs["Q"] = L, Q
-        elif precompute:
-            gs["A_inv"] = inverse(A, s["use_lstsq"])
+        factor_system(gs, A, s, self._update_freq, "A")
 
         if b is not None:
             AF = self._solve_A(F, s["use_lstsq"])

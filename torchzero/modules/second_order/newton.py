@@ -11,7 +11,7 @@ from ...core.objective import Objective
 from ...core.transform import Transform
 from ...linalg import Dense, DenseInverse
 from ...utils.params import tensors_to_vec, vec_to_tensors
-from ._linalg import eig_solve, eigh_transform, inverse, solve
+from ._linalg import factor_system, solve_system
 
 HessianMethod = Literal["batched_autograd", "autograd", "functional_revrev", "functional_fwdrev", "func",
                         "gfd_forward", "gfd_central", "fd", "fd_full", "thoad"]
@@ -69,31 +69,11 @@ class Newton(Transform):
         H = self._hessian(objective, s)
         if s["damping"] != 0:
             H = H + s["damping"] * torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
-        gs = self.global_state
-        for k in ("H", "H_inv", "L", "Q"):
-            gs.pop(k, None)
-        gs["H"] = H
-        precompute = s["precompute_inverse"]
-        if precompute is None:
-            precompute = self._update_freq >= 10
-        if s["eigval_fn"] is not None or s["eigv_tol"] is not None or s["truncate"] is not None:
-            L, Q = eigh_transform(H, s["eigval_fn"], s["eigv_tol"], s["truncate"])
-            if precompute:
-                gs["H_inv"] = Q @ torch.diag(torch.where(L != 0, 1 / L, torch.zeros_like(L))) @ Q.T
-            else:
-                gs["L"], gs["Q"] = L, Q
-        elif precompute:
-            gs["H_inv"] = inverse(H, s["use_lstsq"])
+        factor_system(self.global_state, H, s, self._update_freq, "H")
 
     def apply_states(self, objective: Objective, states: list[dict[str, Any]], settings: Sequence[Mapping[str, Any]]) -> Objective:
         u = tensors_to_vec(objective.peek_updates())
-        gs = self.global_state
-        if "H_inv" in gs:
-            d = gs["H_inv"] @ u
-        elif "L" in gs:
-            d = eig_solve(gs["L"], gs["Q"], u)
-        else:
-            d = solve(gs["H"], u, settings[0]["use_lstsq"])
+        d = solve_system(self.global_state, u, settings[0]["use_lstsq"], "H")
         objective.set_updates(vec_to_tensors(d, objective.params), owned=True)
         return objective
 
