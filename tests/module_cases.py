@@ -54,6 +54,8 @@ CASES: dict[str, ModuleCase] = {
     # -- quasi_newton: self-scaling methods (self_scaling.py) --
     "SSVM": ModuleCase(lambda: [tz.m.SSVM(switch=(0.5, 0.5), concat_params=False), tz.m.LR(1e-2)]),
     "NewSSM": ModuleCase(lambda: [tz.m.NewSSM(type=2), tz.m.LR(1e-2)], needs_closure=True),
+    # -- quasi_newton: SG2 (sg2.py); start_step=1 so that both the scaled-gradient and the Newton-like step run --
+    "SG2": ModuleCase(lambda: [tz.m.SG2(n_first_step_samples=2, start_step=1, damping=1e-2, seed=0), tz.m.LR(1e-2)], needs_closure=True),
     # -- termination (issue 6) --
     "TerminateAfterNSteps": ModuleCase(lambda: [tz.m.LR(1e-2), tz.m.TerminateAfterNSteps(2)]),
     "TerminateAfterNEvaluations": ModuleCase(lambda: [tz.m.LR(1e-2), tz.m.TerminateAfterNEvaluations(3)]),

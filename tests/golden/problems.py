@@ -58,8 +58,12 @@ def run(build: Callable[[list[torch.Tensor]], object], problem: str, steps: int,
     for _ in range(steps):
         if use_closure:
             def closure(backward: bool = True) -> torch.Tensor:
-                loss = loss_fn()
-                if backward:
+                if not backward:
+                    return loss_fn()
+                # grad mode on: a closure asked for gradients must give them even when called under
+                # no_grad (the reference's SG2 does that); a no-op everywhere else
+                with torch.enable_grad():
+                    loss = loss_fn()
                     opt.zero_grad()
                     loss.backward()
                 return loss

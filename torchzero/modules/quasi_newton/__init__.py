@@ -14,6 +14,7 @@ from .diagonal_quasi_newton import (
 )
 from .gradient_correction import GradientCorrection
 from .self_scaling import SSVM, NewSSM
+from .sg2 import SG2
 
 __all__ = [
     # -- limited-memory methods --
@@ -23,4 +24,5 @@ __all__ = [
     "McCormick", "Pearson", "ICUM", "ThomasOptimalMethod", "Horisho", "FletcherVMM", "PSB", "ShorR",
     "ProjectedNewtonRaphson", "DiagonalBFGS", "DiagonalSR1", "DiagonalQuasiCauchi", "DiagonalWeightedQuasiCauchi",
     "DNRTR", "NewDQN", "GradientCorrection", "SSVM", "NewSSM",
+    "SG2",
 ]
