@@ -85,3 +85,5 @@ CASES += [
     GoldenCase("NewSSM-2-backtracking-mixed", "tz.m.NewSSM(type=2), tz.m.Backtracking()", "mixed", steps=15, rtol=1e-6, atol=1e-9),
     GoldenCase("NewSSM-2-backtracking-rosenbrock", "tz.m.NewSSM(type=2), tz.m.Backtracking()", "rosenbrock", steps=15, rtol=1e-6, atol=1e-9),
 ]
+
+# SG2 has its own case file (tests/golden/cases/sg2.py), with the notes on where the reference differs.

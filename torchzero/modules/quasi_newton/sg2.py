@@ -23,8 +23,8 @@ class SG2(Transform):
         dG     = (g(x + h Delta) - g(x - h Delta)) / (2h)
         H_hat  = (dG Delta^T + Delta dG^T) / 2 + damping I
 
-    which is exactly ``H`` on a quadratic with Hessian ``H`` in expectation over ``Delta``. Each
-    time the estimate is refreshed, ``n_samples`` independent estimates are averaged
+    On a quadratic with Hessian ``A``, ``dG = A Delta`` exactly and ``E[H_hat] = A + damping I``
+    (``E[Delta Delta^T] = I``). Each time the estimate is refreshed, ``n_samples`` independent estimates are averaged
     (``n_first_step_samples`` the first time). The running estimate is
 
         H_bar_1 = H_hat_1
@@ -35,7 +35,8 @@ class SG2(Transform):
     line is Spall's recursion started from ``H_bar_0 = H_hat_1``. For the first ``start_step``
     refreshes the average holds too few estimates to be a reliable preconditioner, and the step is
     the update ``u`` (the gradient, or the output of ``inner``) scaled by
-    ``1 / |tr(H_bar)|`` (a bound on ``1 / lambda_max`` when ``H_bar`` is positive semidefinite).
+    ``1 / |tr(H_bar)|`` (at most ``1 / lambda_max`` when ``H_bar`` is positive semidefinite; the
+    absolute value keeps the step downhill when a noisy estimate has a negative trace).
     Afterwards it is the Newton-like step ``H_bar^+ u`` (minimum-norm least-squares solution of
     ``H_bar d = u``).
 
