@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,6 +22,7 @@ from ..validation import check_finite
 from .base import Session
 from .config import SessionConfig
 from .pieces import PieceStepper, why_not_pipelined
+from .rounds import PushRound
 
 log = logging.getLogger("tz_server.trainer")
 
@@ -81,12 +81,8 @@ class TrainSession(Session):
             stepper = PieceStepper(self.opt, self.params, config.modules, piece_bytes)
             if stepper.worthwhile:
                 self.stepper = stepper
-        self._pushed: dict[int, list[torch.Tensor]] = {}
-        self._losses: dict[int, Any] = {}
+        self.round = PushRound(self.name, self.workers, config.sync_timeout)
         self._last_loss: Any = None
-        self._round = 0                   # bumped when a step's pushes are abandoned (sync timeout)
-        self._round_start = 0.0           # when the first push of the current round arrived
-        self._round_abort: tuple[int, str] | None = None   # (round, why) of the last abandoned round
         self._pool: list[list[torch.Tensor]] = []
         self._pool_lock = threading.Lock()
         if state is None:
@@ -139,54 +135,16 @@ class TrainSession(Session):
             done = self._check_step(step)
             if done is not None:
                 return done
-            if not self._pushed:
-                self._round_start = time.monotonic()
-            self._pushed.setdefault(rank, grads)
-            if loss is not None:
-                self._losses.setdefault(rank, loss)
-            if len(self._pushed) == self.workers:
-                self._apply_pushed()
-            else:
-                my_round = self._round
-                while self.step == step:
-                    if self.closed:
-                        raise Unavailable(f"session {self.name} is closed")
-                    if self.failed:
-                        raise FailedPrecondition(f"session {self.name} failed: {self.failed}")
-                    if self._round != my_round:  # another waiter gave up on this step
-                        assert self._round_abort is not None
-                        raise Aborted(self._round_abort[1])
-                    left = self._round_start + self.config.sync_timeout - time.monotonic()
-                    if left <= 0:
-                        raise Aborted(self._abandon_round(step))
-                    self.cond.wait(left)
+            self.round.add(self.cond, step, rank, grads, loss, lambda: self.step, self._check_open, self._apply_pushed)
             return StepOutcome(self.step, self._last_loss, False)
 
-    def _abandon_round(self, step: int) -> str:
-        """Drops the pushes of an incomplete step (under the lock); returns the error message."""
-        have = sorted(self._pushed)
-        missing = [r for r in range(self.workers) if r not in self._pushed]
-        why = (f"session {self.name}, step {step}: no gradients from rank(s) {missing} within {self.config.sync_timeout:g} s "
-               f"(sync timeout; received from rank(s) {have}); the step was not applied: retry it once every worker is back")
-        log.warning("%s", why)
-        self._pushed.clear()
-        self._losses.clear()
-        self._round += 1
-        self._round_abort = (self._round, why)
-        self.cond.notify_all()
-        return why
+    def _check_open(self) -> None:
+        if self.closed:
+            raise Unavailable(f"session {self.name} is closed")
+        if self.failed:
+            raise FailedPrecondition(f"session {self.name} failed: {self.failed}")
 
-    def _apply_pushed(self) -> None:
-        ranks = sorted(self._pushed)
-        if self.workers == 1:
-            grads = self._pushed[ranks[0]]
-        else:
-            grads = [torch.stack([self._pushed[r][i] for r in ranks]).sum(0).div_(self.workers)
-                     for i in range(len(self.params))]
-        losses = [self._losses[r] for r in ranks if r in self._losses]
-        loss = None
-        if losses:
-            loss = sum(float(x) for x in losses) / len(losses) if self.workers > 1 else losses[0]
+    def _apply_pushed(self, grads: list[torch.Tensor], loss: Any) -> None:
         if self.stepper is not None:
             self.stepper.invalidate()
         try:
@@ -203,8 +161,6 @@ class TrainSession(Session):
         finally:
             for p in self.params:
                 p.grad = None
-            self._pushed.clear()
-            self._losses.clear()
         self._last_loss = loss
         self.save()
         self.cond.notify_all()

@@ -26,6 +26,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from ...errors import Aborted, FailedPrecondition, InvalidArgument, Unavailable
 from ...persistence import Store
 from ...sessions.config import OPTIMIZER, SessionConfig
+from ...sessions.rounds import PushRound
 from ...sessions.trainer import StepOutcome
 from .actor import ShardActor, StaleShard
 from .sharding import ShardPlan, plan_shards
@@ -76,13 +77,8 @@ class RaySession:
         self.failed: str | None = None
         self.finished = False
         self.recoveries = 0
-        self._pushed: dict[int, list[torch.Tensor]] = {}
-        self._losses: dict[int, Any] = {}
+        self.round = PushRound(self.name, self.workers, float(getattr(config, "sync_timeout", 300.0) or 300.0))
         self._last_loss: Any = None
-        self._round = 0
-        self._round_start = 0.0
-        self._round_abort = ""
-        self._sync_timeout = float(getattr(config, "sync_timeout", 300.0) or 300.0)
         if state is not None:
             self.plans = [ShardPlan.from_state(p) for p in state["plans"]]
             self._checkpoint: list[dict[str, Any]] = list(state["shards"])
@@ -220,63 +216,24 @@ class RaySession:
 
     def push(self, step: int, rank: int, grads: list[torch.Tensor], loss: Any = None) -> StepOutcome:
         """One worker's gradients; the last of ``workers`` pushes averages them (in rank order) and
-        steps every shard. As for local sessions, if the missing ranks have not pushed
-        ``config.sync_timeout`` seconds after the first push of the step, the step is abandoned
-        (nothing applied) and every waiting worker gets ABORTED naming the missing ranks."""
+        steps every shard. As for local sessions (:class:`~tz_server.sessions.rounds.PushRound`), a
+        step whose missing ranks do not push within ``config.sync_timeout`` is abandoned."""
         if not 0 <= rank < self.workers:
             raise InvalidArgument(f"rank {rank} out of range for a session with {self.workers} worker(s)")
         with self.cond:
             done = self._check_step(step)
             if done is not None:
                 return done
-            if not self._pushed:
-                self._round_start = time.monotonic()
-            self._pushed.setdefault(rank, grads)
-            if loss is not None:
-                self._losses.setdefault(rank, loss)
-            if len(self._pushed) == self.workers:
-                self._apply_pushed()
-            else:
-                my_round = self._round
-                while self._step == step:
-                    if self.closed:
-                        raise Unavailable(f"session {self.name} is closed")
-                    if self.failed:
-                        raise FailedPrecondition(f"session {self.name} failed: {self.failed}")
-                    if self._round != my_round:  # another waiter gave up on this step
-                        raise Aborted(self._round_abort)
-                    left = self._round_start + self._sync_timeout - time.monotonic()
-                    if left <= 0:
-                        raise Aborted(self._abandon_round(step))
-                    self.cond.wait(left)
+            self.round.add(self.cond, step, rank, grads, loss, lambda: self._step, self._check_open, self._apply_pushed)
             return StepOutcome(self._step, self._last_loss, False)
 
-    def _abandon_round(self, step: int) -> str:
-        have = sorted(self._pushed)
-        missing = [r for r in range(self.workers) if r not in self._pushed]
-        why = (f"session {self.name}, step {step}: no gradients from rank(s) {missing} within {self._sync_timeout:g} s "
-               f"(sync timeout; received from rank(s) {have}); the step was not applied: retry it once every worker is back")
-        log.warning("%s", why)
-        self._pushed.clear()
-        self._losses.clear()
-        self._round += 1
-        self._round_abort = why
-        self.cond.notify_all()
-        return why
+    def _check_open(self) -> None:
+        if self.closed:
+            raise Unavailable(f"session {self.name} is closed")
+        if self.failed:
+            raise FailedPrecondition(f"session {self.name} failed: {self.failed}")
 
-    def _apply_pushed(self) -> None:
-        ranks = sorted(self._pushed)
-        if self.workers == 1:
-            grads = self._pushed[ranks[0]]
-        else:
-            grads = [torch.stack([self._pushed[r][i] for r in ranks]).sum(0).div_(self.workers)
-                     for i in range(len(self.params))]
-        losses = [self._losses[r] for r in ranks if r in self._losses]
-        loss = None
-        if losses:
-            loss = sum(float(x) for x in losses) / len(losses) if self.workers > 1 else losses[0]
-        self._pushed.clear()
-        self._losses.clear()
+    def _apply_pushed(self, grads: list[torch.Tensor], loss: Any) -> None:
         try:
             self._step_shards([g.detach().cpu() for g in grads])
             self.evaluations += self.workers
