@@ -313,3 +313,13 @@ def test_state_dict_round_trip_with_seed():
         b.step(cb)
     assert torch.equal(x.detach(), y.detach())
     assert not torch.equal(x.detach(), x0)
+
+
+def test_step_returns_the_loss_at_x():
+    """Not the loss at a perturbed point (the reference returns f(x + h Delta))."""
+    x, A, b, f, _ = _quadratic(n=4)
+    with torch.no_grad():
+        x.fill_(0.3)
+    opt = tz.Optimizer([x], tz.m.SG2(seed=0, h=0.1), tz.m.LR(1e-2))
+    expected = float(f().detach())
+    assert float(opt.step(_closure(opt, f))) == pytest.approx(expected, rel=1e-14)
