@@ -322,4 +322,4 @@ def test_step_returns_the_loss_at_x():
         x.fill_(0.3)
     opt = tz.Optimizer([x], tz.m.SG2(seed=0, h=0.1), tz.m.LR(1e-2))
     expected = float(f().detach())
-    assert float(opt.step(_closure(opt, f))) == pytest.approx(expected, rel=1e-14)
+    assert float(opt.step(_closure(opt, f)).detach()) == pytest.approx(expected, rel=1e-14)
