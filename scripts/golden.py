@@ -39,9 +39,14 @@ def load_cases(family: str) -> list:
     return mod.CASES
 
 
+REFERENCE_PACKAGES = ("torchzero==0.4.4", "opt_einsum==3.4.0")
+"""The reference and what its modules import beyond torch (its PSGD Kron modules need opt_einsum)."""
+
+
 def ensure_reference() -> None:
-    if not (REF / "torchzero").exists():
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(REF), "torchzero==0.4.4"], check=True)
+    if not (REF / "torchzero").exists() or not (REF / "opt_einsum").exists():
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(REF),
+                        *REFERENCE_PACKAGES], check=True)
 
 
 def _record_in_this_process(family: str) -> None:
