@@ -266,13 +266,13 @@ def test_to_spec_refuses_unregistered_callables_and_classes() -> None:
         tz.to_spec(Mine(0.1))
 
 
-def test_missing_modules_raise_not_implemented() -> None:
-    missing = tz.m.missing()
-    implemented = tz.m.implemented()
-    assert len(missing) + len(implemented) == 280
-    if missing:
-        with pytest.raises(NotImplementedError, match="not implemented"):
-            getattr(tz.m, missing[0])()
+def test_every_seed_module_is_implemented_and_stubs_refuse_to_build() -> None:
+    assert tz.m.missing() == []
+    assert len(tz.m.implemented()) == 280
+    from torchzero.modules import _missing_stub
+    stub = _missing_stub("Adam")  # what a seed module without an implementation would be
+    with pytest.raises(NotImplementedError, match=r"tz.m.Adam .* is not implemented"):
+        stub(0.1)
 
 
 # --------------------------------------------------------------------------- objective / evaluation
