@@ -49,6 +49,11 @@ class RemoteOptimizer(torch.optim.Optimizer):
             ranks (nothing was applied: calling ``step()`` again retries the step).
         session_token: the session's own token: creating the session sets it, joining or resuming
             it needs it, and every call on it carries it (on top of the server's ``token``).
+        pipelined: for element-wise chains (Adam, RMSprop, Lion, momentum, LR...) with one worker:
+            the server steps each piece of the parameters (``tz-server --piece-bytes``) as soon as its
+            gradients have arrived and streams the new values back while the rest still arrives,
+            overlapping upload, step and download. The server keeps an undo copy of the parameters
+            and state for that (a step that fails part-way is undone). Other chains are refused.
 
     The hosted parameters are authoritative: they overwrite the local ones on every step.
     """
@@ -56,7 +61,8 @@ class RemoteOptimizer(torch.optim.Optimizer):
     def __init__(self, params: Any, *modules: Any, address: str, session: str | None = None, token: str | None = None,
                  device: str | None = None, workers: int = 1, rank: int = 0, tls: bool = False,
                  root_certificates: bytes | str | Path | None = None, retry_timeout: float = 60.0,
-                 shards: int | None = None, session_token: str | None = None, sync_timeout: float | None = None):
+                 shards: int | None = None, session_token: str | None = None, sync_timeout: float | None = None,
+                 pipelined: bool = False):
         super().__init__(params, {})
         if not 0 <= rank < workers:
             raise ValueError(f"rank must be in [0, workers), got rank={rank}, workers={workers}")
@@ -76,7 +82,8 @@ class RemoteOptimizer(torch.optim.Optimizer):
                                  groups=groups, exist_ok=session is not None or workers > 1, workers=workers,
                                  device=device or "",
                                  user_attrs=specs.to_map({} if shards is None else {"tz.shards": int(shards)}),
-                                 session_token=session_token or "", sync_timeout=sync_timeout or 0.0)
+                                 session_token=session_token or "", sync_timeout=sync_timeout or 0.0,
+                                 pipelined=pipelined)
         info = create_session(self._conn, header, self._params, self._md)
         if info.workers != workers:
             raise ValueError(f"session {self.session!r} has workers={info.workers}, not {workers}")

@@ -37,8 +37,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-interval", type=float, default=1.0,
                    help="save studies at most every this many seconds (default 1; the tell journal covers the rest)")
     p.add_argument("--piece-bytes", type=int, default=4 << 20,
-                   help="step gradient pushes to element-wise chains in pieces of this many bytes as they arrive, "
-                        "overlapping upload, step and download (default 4 MiB; 0: off; local backend)")
+                   help="sessions created with pipelined=True step their gradient pushes in pieces of this many "
+                        "bytes as they arrive, overlapping upload, step and download (default 4 MiB; 0: never; "
+                        "local backend)")
     p.add_argument("--fsync-journal", action="store_true", help="fsync the tell journal on every tell")
     p.add_argument("--sync-timeout", type=float, default=300.0,
                    help="seconds the gradient pushes of one data-parallel step wait for missing workers before "

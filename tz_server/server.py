@@ -42,9 +42,10 @@ class ServerOptions:
         sync_timeout: default seconds the gradient pushes of one step of a ``workers > 1`` session
             wait for the missing ranks; then the step is abandoned (nothing applied) and the waiting
             workers get ABORTED naming the missing ranks. A session may set its own.
-        piece_bytes: local backend: gradient pushes to element-wise chains (Adam, LR, HeavyBall...) are
-            stepped in pieces of about this many bytes while they arrive, and the new parameters go
-            back while later gradients still arrive (0: receive everything, then step).
+        piece_bytes: local backend: sessions created with ``pipelined=True`` (element-wise chains:
+            Adam, LR, HeavyBall...) step their gradient pushes in pieces of about this many bytes
+            while they arrive, and the new parameters go back while later gradients still arrive
+            (0: never; such sessions receive everything, then step).
         ray: options of the Ray backend (``address``, ``shards``, ``objectives``, ``eval_workers``,
             ``shard_cpus``, ``shard_gpus``, ``ray_init``; see ``tz_server.backends.ray.RayBackend``).
     """

@@ -107,7 +107,7 @@ class Servicer:
             workers=c.workers, created=created, state=s.status(), allow_nonfinite=c.allow_nonfinite,
             groups=[pb.ParamGroup(params=g["params"], options=specs.to_map(g.get("options", {}))) for g in c.groups],
             user_attrs=specs.to_map(c.user_attrs), protected=c.token_hash is not None,
-            sync_timeout=c.sync_timeout)
+            sync_timeout=c.sync_timeout, pipelined=c.pipelined)
         if best is not None:
             msg.best_loss = best
         return msg
@@ -160,12 +160,14 @@ class Servicer:
             raise InvalidArgument("ask_timeout must be >= 0")
         if not 0 <= h.sync_timeout < float("inf"):
             raise InvalidArgument("sync_timeout must be a finite number >= 0")
+        if h.pipelined and kind != OPTIMIZER:
+            raise InvalidArgument("pipelined is for OPTIMIZER sessions")
         return SessionConfig(name=h.name, kind=kind, modules=modules, groups=groups, device=h.device,
                              workers=max(1, h.workers), seed=h.seed if h.HasField("seed") else None,
                              lower=lower, upper=upper, ask_timeout=h.ask_timeout,
                              allow_nonfinite=h.allow_nonfinite, user_attrs=user_attrs,
                              token_hash=hash_token(h.session_token) if h.session_token else None,
-                             sync_timeout=h.sync_timeout or self.sync_timeout)
+                             sync_timeout=h.sync_timeout or self.sync_timeout, pipelined=h.pipelined)
 
     @staticmethod
     def _bound(h: pb.CreateHeader, which: str) -> Any:

@@ -45,7 +45,7 @@ def pair(address: str, chain, **kw):
     x0 = start()
     a = [torch.nn.Parameter(t.clone()) for t in x0]
     b = [torch.nn.Parameter(t.clone()) for t in x0]
-    return a, tz.Optimizer(a, *chain()), b, RemoteOptimizer(b, *chain(), address=address, **kw)
+    return a, tz.Optimizer(a, *chain()), b, RemoteOptimizer(b, *chain(), address=address, pipelined=True, **kw)
 
 
 def push(params, opt, k: int) -> None:
@@ -167,7 +167,7 @@ def test_pipelined_steps_survive_a_restart(tmp_path):
     local = tz.Optimizer(a, *CHAINS["Adam"]())
     b = [torch.nn.Parameter(t.clone()) for t in x0]
     with tz_server.serve(piece_bytes=PIECE, state_dir=str(tmp_path)) as srv:
-        remote = RemoteOptimizer(b, *CHAINS["Adam"](), address=srv.address, session="kept")
+        remote = RemoteOptimizer(b, *CHAINS["Adam"](), address=srv.address, session="kept", pipelined=True)
         assert hosted(srv, remote).stepper is not None
         for k in range(3):
             push(a, local, k)
@@ -175,7 +175,8 @@ def test_pipelined_steps_survive_a_restart(tmp_path):
         remote.close()
     with tz_server.serve(piece_bytes=PIECE, state_dir=str(tmp_path)) as srv:
         c = [torch.nn.Parameter(torch.zeros_like(t)) for t in x0]
-        remote = RemoteOptimizer(c, *CHAINS["Adam"](), address=srv.address, session="kept")
+        remote = RemoteOptimizer(c, *CHAINS["Adam"](), address=srv.address, session="kept", pipelined=True)
+        assert hosted(srv, remote).stepper is not None  # restored with its config
         assert remote.current_step == 3
         assert_same(c, a)
         for k in range(3, 5):
@@ -195,19 +196,30 @@ def test_sessions_that_are_not_pipelined():
     assert "dtypes" in why_not_pipelined(tz.Optimizer(mixed, tz.m.Adam(), tz.m.LR(0.1)), mixed)
 
 
-def test_mixed_groups_fall_back_and_still_match(server):
+def test_pipelining_is_asked_for_and_refused_with_a_reason(server):
     x0 = start()
-    a = [torch.nn.Parameter(t.clone()) for t in x0]
     b = [torch.nn.Parameter(t.clone()) for t in x0]
-    local = tz.Optimizer([{"params": a[:2], "lr": 0.5}, {"params": a[2:]}], tz.m.Adam(), tz.m.LR(1e-2))
-    remote = RemoteOptimizer([{"params": b[:2], "lr": 0.5}, {"params": b[2:]}], tz.m.Adam(), tz.m.LR(1e-2),
-                             address=server.address)
-    assert hosted(server, remote).stepper is None
-    for k in range(3):
-        push(a, local, k)
-        push(b, remote, k)
-    assert_same(b, a)
-    remote.close()
+    plain = RemoteOptimizer(b, tz.m.Adam(), tz.m.LR(1e-2), address=server.address)
+    assert hosted(server, plain).stepper is None  # not asked for: receive everything, then step
+    plain.close()
+    with pytest.raises(InvalidArgument, match="pipelined=True: ClipNorm is not element-wise"):
+        RemoteOptimizer(b, tz.m.ClipNorm(1.0), tz.m.LR(1e-2), address=server.address, pipelined=True)
+    with pytest.raises(InvalidArgument, match="pipelined=True: parameter groups with different settings"):
+        RemoteOptimizer([{"params": b[:2], "lr": 0.5}, {"params": b[2:]}], tz.m.Adam(), tz.m.LR(1e-2),
+                        address=server.address, pipelined=True)
+    with pytest.raises(InvalidArgument, match="workers=1"):
+        RemoteOptimizer(b, tz.m.Adam(), address=server.address, pipelined=True, workers=2)
+
+
+def test_a_server_with_piece_bytes_0_steps_pipelined_sessions_whole():
+    with tz_server.serve(piece_bytes=0) as srv:
+        a, local, b, remote = pair(srv.address, CHAINS["Adam"])
+        assert hosted(srv, remote).stepper is None
+        for k in range(2):
+            push(a, local, k)
+            push(b, remote, k)
+        assert_same(b, a)
+        remote.close()
 
 
 @pytest.mark.parametrize("piece", [7, 256, 1000, 4096])

@@ -28,8 +28,8 @@ class LocalBackend(Backend):
             the steps in between.
         ask_timeout: default seconds before an unanswered trial is handed out again.
         fsync_journal: fsync the tell journal on every tell (survives power loss, not only a crash).
-        piece_bytes: gradient pushes to element-wise chains are stepped in pieces of about this many
-            bytes while they arrive (see :mod:`tz_server.sessions.pieces`); 0 turns it off.
+        piece_bytes: pushes to sessions created with ``pipelined=True`` are stepped in pieces of about
+            this many bytes while they arrive (see :mod:`tz_server.sessions.pieces`); 0 turns it off.
     """
 
     name = "local"

@@ -32,6 +32,8 @@ class SessionConfig:
             the token (see :mod:`tz_server.auth`); None for sessions guarded by the server token only.
         sync_timeout: seconds the gradient pushes of one step (``workers > 1``) wait for the missing
             ranks before the step is aborted (nothing applied) and the waiting workers get ABORTED.
+        pipelined: OPTIMIZER sessions with one worker and an element-wise chain step each piece of
+            a push as soon as it has arrived (:mod:`tz_server.sessions.pieces`).
     """
 
     name: str
@@ -48,6 +50,7 @@ class SessionConfig:
     user_attrs: dict[str, Any] = field(default_factory=dict)
     token_hash: str | None = None
     sync_timeout: float = 300.0
+    pipelined: bool = False
 
     def to_state(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

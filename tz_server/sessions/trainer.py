@@ -77,9 +77,12 @@ class TrainSession(Session):
         super().__init__(config, params, store, state, **kw)
         self.workers = max(1, int(config.workers))
         self.stepper: PieceStepper | None = None
-        if piece_bytes > 0 and self.workers == 1 and why_not_pipelined(self.opt, self.params) is None:
-            stepper = PieceStepper(self.opt, self.params, config.modules, piece_bytes)
-            if stepper.worthwhile:
+        if config.pipelined:
+            why = "it needs workers=1" if self.workers != 1 else why_not_pipelined(self.opt, self.params)
+            if why is not None:
+                raise InvalidArgument(f"pipelined=True: {why}")
+            stepper = PieceStepper(self.opt, self.params, config.modules, piece_bytes) if piece_bytes > 0 else None
+            if stepper is not None and stepper.worthwhile:  # one piece: nothing to overlap
                 self.stepper = stepper
         self.round = PushRound(self.name, self.workers, config.sync_timeout)
         self._last_loss: Any = None

@@ -134,6 +134,8 @@ class RayBackend(Backend):
             raise InvalidArgument(f"unknown session kind {config.kind!r}")
         if config.user_attrs.get("tz.objective") is not None:
             raise InvalidArgument("objective= is for studies")
+        if config.pipelined:
+            raise InvalidArgument("pipelined sessions need the local backend (Ray sessions step in their actors)")
         if state is not None and state.get("format") == FORMAT:
             return RaySession(self, config, params, state=state)
         shards = config.user_attrs.get(SHARDS, self.shards)

@@ -56,7 +56,7 @@ class TensorList(_message.Message):
     def __init__(self, tensors: _Optional[_Iterable[_Union[_tensor_pb2.Tensor, _Mapping]]] = ...) -> None: ...
 
 class CreateHeader(_message.Message):
-    __slots__ = ("name", "kind", "modules", "params", "groups", "lower", "upper", "seed", "exist_ok", "workers", "device", "ask_timeout", "allow_nonfinite", "user_attrs", "session_token", "sync_timeout")
+    __slots__ = ("name", "kind", "modules", "params", "groups", "lower", "upper", "seed", "exist_ok", "workers", "device", "ask_timeout", "allow_nonfinite", "user_attrs", "session_token", "sync_timeout", "pipelined")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     MODULES_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +73,7 @@ class CreateHeader(_message.Message):
     USER_ATTRS_FIELD_NUMBER: _ClassVar[int]
     SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     SYNC_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    PIPELINED_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: SessionKind
     modules: _containers.RepeatedCompositeFieldContainer[_spec_pb2.ModuleSpec]
@@ -89,7 +90,8 @@ class CreateHeader(_message.Message):
     user_attrs: _spec_pb2.ValueMap
     session_token: str
     sync_timeout: float
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., modules: _Optional[_Iterable[_Union[_spec_pb2.ModuleSpec, _Mapping]]] = ..., params: _Optional[_Union[_tensor_pb2.Layout, _Mapping]] = ..., groups: _Optional[_Iterable[_Union[ParamGroup, _Mapping]]] = ..., lower: _Optional[_Union[Bound, _Mapping]] = ..., upper: _Optional[_Union[Bound, _Mapping]] = ..., seed: _Optional[int] = ..., exist_ok: _Optional[bool] = ..., workers: _Optional[int] = ..., device: _Optional[str] = ..., ask_timeout: _Optional[float] = ..., allow_nonfinite: _Optional[bool] = ..., user_attrs: _Optional[_Union[_spec_pb2.ValueMap, _Mapping]] = ..., session_token: _Optional[str] = ..., sync_timeout: _Optional[float] = ...) -> None: ...
+    pipelined: bool
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., modules: _Optional[_Iterable[_Union[_spec_pb2.ModuleSpec, _Mapping]]] = ..., params: _Optional[_Union[_tensor_pb2.Layout, _Mapping]] = ..., groups: _Optional[_Iterable[_Union[ParamGroup, _Mapping]]] = ..., lower: _Optional[_Union[Bound, _Mapping]] = ..., upper: _Optional[_Union[Bound, _Mapping]] = ..., seed: _Optional[int] = ..., exist_ok: _Optional[bool] = ..., workers: _Optional[int] = ..., device: _Optional[str] = ..., ask_timeout: _Optional[float] = ..., allow_nonfinite: _Optional[bool] = ..., user_attrs: _Optional[_Union[_spec_pb2.ValueMap, _Mapping]] = ..., session_token: _Optional[str] = ..., sync_timeout: _Optional[float] = ..., pipelined: _Optional[bool] = ...) -> None: ...
 
 class CreateRequest(_message.Message):
     __slots__ = ("header", "chunk")
@@ -100,7 +102,7 @@ class CreateRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[CreateHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class SessionInfo(_message.Message):
-    __slots__ = ("name", "kind", "params", "modules", "step", "evaluations", "device", "workers", "created", "state", "best_loss", "groups", "user_attrs", "allow_nonfinite", "protected", "sync_timeout")
+    __slots__ = ("name", "kind", "params", "modules", "step", "evaluations", "device", "workers", "created", "state", "best_loss", "groups", "user_attrs", "allow_nonfinite", "protected", "sync_timeout", "pipelined")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +119,7 @@ class SessionInfo(_message.Message):
     ALLOW_NONFINITE_FIELD_NUMBER: _ClassVar[int]
     PROTECTED_FIELD_NUMBER: _ClassVar[int]
     SYNC_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    PIPELINED_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: SessionKind
     params: _tensor_pb2.Layout
@@ -133,7 +136,8 @@ class SessionInfo(_message.Message):
     allow_nonfinite: bool
     protected: bool
     sync_timeout: float
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., params: _Optional[_Union[_tensor_pb2.Layout, _Mapping]] = ..., modules: _Optional[_Iterable[_Union[_spec_pb2.ModuleSpec, _Mapping]]] = ..., step: _Optional[int] = ..., evaluations: _Optional[int] = ..., device: _Optional[str] = ..., workers: _Optional[int] = ..., created: _Optional[bool] = ..., state: _Optional[str] = ..., best_loss: _Optional[float] = ..., groups: _Optional[_Iterable[_Union[ParamGroup, _Mapping]]] = ..., user_attrs: _Optional[_Union[_spec_pb2.ValueMap, _Mapping]] = ..., allow_nonfinite: _Optional[bool] = ..., protected: _Optional[bool] = ..., sync_timeout: _Optional[float] = ...) -> None: ...
+    pipelined: bool
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., params: _Optional[_Union[_tensor_pb2.Layout, _Mapping]] = ..., modules: _Optional[_Iterable[_Union[_spec_pb2.ModuleSpec, _Mapping]]] = ..., step: _Optional[int] = ..., evaluations: _Optional[int] = ..., device: _Optional[str] = ..., workers: _Optional[int] = ..., created: _Optional[bool] = ..., state: _Optional[str] = ..., best_loss: _Optional[float] = ..., groups: _Optional[_Iterable[_Union[ParamGroup, _Mapping]]] = ..., user_attrs: _Optional[_Union[_spec_pb2.ValueMap, _Mapping]] = ..., allow_nonfinite: _Optional[bool] = ..., protected: _Optional[bool] = ..., sync_timeout: _Optional[float] = ..., pipelined: _Optional[bool] = ...) -> None: ...
 
 class ListRequest(_message.Message):
     __slots__ = ()
