@@ -237,3 +237,20 @@ def test_plan_covers_every_element_once_with_aligned_cuts(piece):
             seen[i] = b
     assert all(seen[i] == p.numel() for i, p in enumerate(params))
     assert last_end == sum(p.numel() * 4 for p in params)
+
+
+def test_every_deployment_accepts_or_refuses_pipelining_clearly(deployment):
+    b = [torch.nn.Parameter(t.clone()) for t in start()]
+    if deployment.kind == "ray":
+        with pytest.raises(InvalidArgument, match="pipelined sessions need the local backend"):
+            RemoteOptimizer(b, tz.m.Adam(), tz.m.LR(1e-2), address=deployment.address, pipelined=True)
+        return
+    a = [torch.nn.Parameter(t.clone()) for t in start()]
+    local = tz.Optimizer(a, tz.m.Adam(), tz.m.LR(1e-2))
+    remote = RemoteOptimizer(b, tz.m.Adam(), tz.m.LR(1e-2), address=deployment.address, pipelined=True)
+    for k in range(2):
+        push(a, local, k)
+        push(b, remote, k)
+    assert_same(b, a)
+    remote.delete_session()
+    remote.close()
