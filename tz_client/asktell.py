@@ -5,6 +5,10 @@ is one message each way, which is the cheaper round trip in gRPC's Python runtim
 a unary call over loopback here). Requests are answered in order, so a thread with its own stream
 simply writes a request and reads the next reply. Servers without ``AskTell`` (UNIMPLEMENTED) are
 served by the unary ``Tell`` instead.
+
+An open stream holds one of the server's RPC threads (``tz-server --max-workers``) until it is
+closed: :meth:`AskTellChannel.close` (called when the client closes, and by ``Study.optimize`` for
+its worker threads) ends them.
 """
 from __future__ import annotations
 
@@ -57,6 +61,7 @@ class AskTellChannel:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: list[_Stream] = []
+        self._registered = False
 
     def roundtrip(self, request: pb.TellRequest) -> pb.TellReply:
         """One request, one reply; raises ``grpc.RpcError`` (the stream is then dropped)."""
@@ -67,6 +72,9 @@ class AskTellChannel:
             stream = self._local.stream = _Stream(self.conn, self.metadata)
             with self._lock:
                 self._open.append(stream)
+                if not self._registered:  # the connection ends open streams when it closes
+                    self.conn.on_close(self.close)
+                    self._registered = True
         stream.outbox.put(request)
         try:
             return next(stream.replies)
@@ -88,8 +96,12 @@ class AskTellChannel:
                 self._open.remove(stream)
 
     def close(self) -> None:
-        """Ends every stream (of every thread)."""
+        """Ends every stream (of every thread); a later call opens a new one."""
         with self._lock:
             streams, self._open = self._open, []
+            if self._registered:
+                self.conn.forget_on_close(self.close)
+                self._registered = False
         for s in streams:
             s.close()
+        self._local = threading.local()

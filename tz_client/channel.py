@@ -47,6 +47,10 @@ class Connection:
         """Calls ``fn`` when the connection closes (before the channel does)."""
         self._on_close.append(fn)
 
+    def forget_on_close(self, fn: Callable[[], None]) -> None:
+        if fn in self._on_close:
+            self._on_close.remove(fn)
+
     def call(self, fn: Callable[[], T], retry: bool = True) -> T:
         """Runs ``fn`` (which makes one or more calls), retrying while the server is unavailable.
 
@@ -66,7 +70,7 @@ class Connection:
             delay = min(delay * 2, 1.0)
 
     def close(self) -> None:
-        for fn in self._on_close:
+        for fn in list(self._on_close):
             fn()
         self._on_close.clear()
         self.channel.close()

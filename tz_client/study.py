@@ -56,7 +56,6 @@ class Study:
         self._token = session_token
         self._metadata = session_metadata(client.conn, session_token)
         self._asktell = AskTellChannel(client.conn, self._metadata)
-        client.conn.on_close(self._asktell.close)
 
     # -- helpers ---------------------------------------------------------------------------------
     def _trial(self, m: pb.Trial) -> Trial:
@@ -216,6 +215,9 @@ class Study:
                 pass
             except BaseException as e:
                 errors.append(e)
+            finally:
+                if sub is not self:  # its stream would hold a server thread until the client closes
+                    sub._asktell.close()
 
         try:
             if n_workers == 1:

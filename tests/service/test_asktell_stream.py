@@ -2,6 +2,7 @@
 (the next call opens another), and servers without the RPC are served by unary Tell."""
 from __future__ import annotations
 
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -57,6 +58,22 @@ def test_asks_and_tells_share_one_stream_per_thread():
         assert study._asktell._open == []
         # closing the client cancels its streams: the server ends them without an error
         assert metric(srv, 'tz_rpcs_total{code="INTERNAL",method="AskTell"}') == 0
+
+
+def test_optimize_workers_end_their_streams():
+    with tz_server.serve(metrics_port=0) as srv:
+        c = tz_client.Client(srv.address)
+        study = c.create_study("s", torch.zeros(3), [tz.m.SPSA(), tz.m.LR(1e-2)], seed=0)
+        study.optimize(lambda x: float((x - 1).pow(2).sum()), n_evals=60, n_workers=3, progress=False, batch=2)
+        assert study.info().evaluations == 60
+        # each worker's stream was ended (it would otherwise hold a server thread until c.close());
+        # the server learns of a cancelled stream asynchronously
+        deadline = time.monotonic() + 10
+        while metric(srv, 'tz_rpcs_total{code="OK",method="AskTell"}') < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert metric(srv, 'tz_rpcs_total{code="OK",method="AskTell"}') == 3
+        assert len(c.conn._on_close) <= 1  # only the main study's channel, if it has a stream
+        c.close()
 
 
 def test_a_rejected_tell_ends_only_the_stream():
