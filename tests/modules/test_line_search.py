@@ -241,6 +241,82 @@ def test_strong_wolfe_adaptive_halves_init_after_failure():
     assert float(x0 - calls[1][0]) == pytest.approx(0.5e-3)
 
 
+# Issue 8: StrongWolfe runs drift from the reference torchzero 0.4.4. The tests below pin the behaviours
+# where ours follows Nocedal & Wright (Algorithms 3.5/3.6) and the reference does not (see the notes in
+# tests/golden/cases/line_search.py).
+def quartic(x):
+    return (x ** 4).sum() + 0.5 * (x ** 2).sum()
+
+
+def quartic_grad(x):
+    return 4 * x ** 3 + x
+
+
+@pytest.mark.parametrize("init_value, c2", [(0.5, 1e-3), (0.3, 1e-3), (0.1, 1e-3), (2.0, 1e-2)])
+def test_strong_wolfe_zoom_keeps_bracket_after_swap(init_value, c2):
+    """A zoom trial with sufficient decrease and phi' > 0 becomes the new low end and the old low end becomes
+    the high end (a_hi <- a_lo, a_lo <- a_j), which can leave a_lo > a_hi. The bracket still holds strong Wolfe
+    points, so the zoom goes on and finds one (the reference gives up there and leaves the parameters)."""
+    p = Counter(quartic, [1.0]).build(tz.m.StrongWolfe(c2=c2, init_value=init_value))
+    x0, calls = p.step()
+    x1 = p.x.detach()
+    assert not torch.equal(x0, x1)
+    _check_strong_wolfe(quartic, quartic_grad, x0, x1, quartic_grad(x0), 1e-4, c2)
+    assert len(calls) <= 8
+
+
+def test_strong_wolfe_zoom_after_swap_exact_trials():
+    """x^4 + x^2/2 from x = 1 (phi'(0) = -25), c2 = 1e-3, a_init = 0.5: a = 0.5 overshoots (zoom on [0, 0.5]),
+    the cubic step 0.242 has phi' > 0 (bracket becomes [0.242 (low), 0 (high)]), then 0.158 (phi' < 0) and
+    0.2000 satisfies strong Wolfe: 1 + 4 closure calls."""
+    p = Counter(quartic, [1.0]).build(tz.m.StrongWolfe(c2=1e-3, init_value=0.5))
+    x0, calls = p.step()
+    a = [(1 - float(c[0])) / 5 for c in calls]  # x = 1 - a * 5
+    assert len(calls) == 5
+    assert a[1] == pytest.approx(0.5) and a[2] == pytest.approx(0.24206957827, rel=1e-8)
+    assert a[3] == pytest.approx(0.15811928977, rel=1e-8) and a[4] == pytest.approx(0.2, abs=1e-4)
+    assert float(p.x.detach()) == pytest.approx(float(calls[-1][0]))
+
+
+def test_quadratic_interpolation_from_a_nonzero_end():
+    """The parabola through (t1, f1) with slope g1 and (t2, f2) has its minimizer at t1 + offset, not at the
+    offset (the reference's zoom uses the offset alone; it only agrees while the low end is 0)."""
+    from torchzero.modules.line_search import interpolation as interp
+    phi = lambda t: (t - 3.0) ** 2 + 1  # minimizer 3
+    dphi = lambda t: 2 * (t - 3.0)
+    assert interp.quadratic(2.0, phi(2.0), dphi(2.0), 5.0, phi(5.0), 2.0, 5.0) == pytest.approx(3.0)
+    assert interp.quadratic(4.0, phi(4.0), dphi(4.0), 0.5, phi(0.5), 0.5, 4.0) == pytest.approx(3.0)
+    # end to end on phi(a) = 5 (1 - 10 a)^2: trials a = 0.001, 0.01 (extrapolation clipped to 10 a), then the
+    # parabola through the last two points gives the exact minimizer a = 0.1
+    p = Counter(lambda x: 5 * (x ** 2).sum(), [1.0]).build(
+        tz.m.StrongWolfe(interpolation="quadratic", init_value=0.001, c2=1e-3))
+    _, calls = p.step()
+    assert [round((1 - float(c[0])) / 10, 12) for c in calls] == [0.0, 0.001, 0.01, 0.1]
+    assert abs(float(p.x.detach())) < 1e-12
+
+
+def test_cubic_interpolation_in_double_precision():
+    """Values met on Rosenbrock (issue 8): the ray is nearly linear, so d1^2 - g1 g2 is a cancellation. In double
+    precision it is positive (cubic minimizer beyond the interval, step clipped to 10 a); rounding phi and phi'
+    to float32 first, as the reference does, makes it negative and gives the midpoint 5.505 instead."""
+    from torchzero.modules.line_search import interpolation as interp
+    f0, g0 = 6.336926812826561, -0.003605539820076574
+    f1, g1 = 6.333347699823128, -0.0035526542624471674
+    assert interp.cubic(0.0, f0, g0, 1.0, f1, g1, 1.01, 10.0) == 10.0
+    import numpy as np
+    r = lambda v: float(np.float32(v))
+    assert interp.cubic(0.0, f0, g0, 1.0, r(f1), r(g1), 1.01, 10.0) == pytest.approx(5.505)
+
+
+def test_strong_wolfe_ascent_direction_costs_no_evaluation_and_adapts():
+    """phi'(0) >= 0 without plus_minus: no trial evaluations (the reference spends up to maxzoom + 1 closure calls
+    on the ascent ray and then fails too), parameters unchanged, and the failure halves the next initial step."""
+    p = Counter(half_sq, [1.0, -2.0]).build(tz.m.Mul(-1.0), tz.m.StrongWolfe(init_value=1.0))
+    x0, calls = p.step()
+    assert len(calls) == 1 and torch.equal(p.x.detach(), x0)
+    assert p.opt.modules[-1].global_state["init_scale"] == 0.5
+
+
 def test_lbfgs_strong_wolfe_matches_torch_lbfgs():
     """Same iterates and the same number of closure calls as torch.optim.LBFGS(line_search_fn="strong_wolfe")."""
     torch.manual_seed(0)

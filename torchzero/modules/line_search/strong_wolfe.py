@@ -31,7 +31,11 @@ class StrongWolfe(LineSearchBase):
     10% of the interval away from its ends when progress stalls (Nocedal & Wright, 2006,
     "Numerical Optimization", 2nd ed., Algorithms 3.5 and 3.6; Moré & Thuente, 1994, "Line search
     algorithms with guaranteed sufficient decrease", ACM TOMS 20(3)). Every trial computes a
-    gradient.
+    gradient. Interpolation runs in double precision on the exact losses and slopes. The zoom keeps its
+    bracket when a trial with sufficient decrease and ``phi'(a) (a_hi - a_lo) >= 0`` becomes the low end and
+    the old low end the high end, even if that leaves ``a_lo > a_hi``: the bracket still contains
+    acceptable points. If ``d`` is not a descent direction (``phi'(0) >= 0``) and ``plus_minus`` is off,
+    the search fails at once without evaluating the closure.
 
     Initial step size (``a_init``, section 3.5 of Nocedal & Wright), with ``f``, ``phi'(0)``, ``a``
     of the previous step marked ``_prev``:
