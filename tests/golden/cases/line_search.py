@@ -39,8 +39,10 @@ from golden_case import GoldenCase
 #   4. Ascent directions (phi'(0) >= 0) without plus_minus: the reference still searches (up to maxzoom + 1
 #      closure calls) and then fails; ours fails at once, without evaluations (same parameters; different call
 #      counts; e.g. PolakRibiere + StrongWolfe(c2=0.1, a_init='first-order') on rosenbrock, step 1). With
-#      plus_minus=True the reference's interpolation does not use the flipped slopes (on the quadratic its first
-#      zoom step is not the exact minimizer) and then stops through 2.; ours is exact on a quadratic.
+#      plus_minus=True (tz.m.Mul(-1.0), tz.m.StrongWolfe(plus_minus=True) on quadratic) the reference's first
+#      zoom step is a = 0.1, which is what the cubic gives with the *unflipped* phi'(0) (-0.02, pushed to the 10%
+#      margin), not the exact minimizer 0.0171 of the quadratic; it then stops through 2. without a step. Ours
+#      takes the exact step (2 trials).
 #   5. Corner cases met only on (numerically) linear rays, both safeguards: on an exact tie phi(a_i) = phi(a_{i-1})
 #      the reference keeps extrapolating, ours zooms (N&W and torch.optim.LBFGS use >=); when the cubic's
 #      denominator is exactly 0 the reference jumps to the end of the interval, ours takes the midpoint.
