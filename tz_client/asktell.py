@@ -4,7 +4,8 @@ A unary RPC pays for setting up and tearing down a call every time; on a stream 
 is one message each way, which is the cheaper round trip in gRPC's Python runtime (about 0.6x of
 a unary call over loopback here). Requests are answered in order, so a thread with its own stream
 simply writes a request and reads the next reply. Servers without ``AskTell`` (UNIMPLEMENTED) are
-served by the unary ``Tell`` instead.
+served by the unary ``Tell`` instead, and so are calls made while the server's streams are all
+in use (``tz-server`` bounds them so that they never hold every RPC thread).
 
 An open stream holds one of the server's RPC threads (``tz-server --max-workers``) until it is
 closed: :meth:`AskTellChannel.close` (called when the client closes, and by ``Study.optimize`` for
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +23,10 @@ import grpc
 
 from ._proto.torchzero_service.v1 import service_pb2 as pb
 from .channel import Connection
+from .wire import STREAMS_FULL
+
+UNARY_BACKOFF = 5.0
+"""Seconds of unary calls after the server said its ask/tell streams are all in use."""
 
 
 class _Stream:
@@ -62,11 +68,28 @@ class AskTellChannel:
         self._lock = threading.Lock()
         self._open: list[_Stream] = []
         self._registered = False
+        self._unary_until = 0.0
 
     def roundtrip(self, request: pb.TellRequest) -> pb.TellReply:
-        """One request, one reply; raises ``grpc.RpcError`` (the stream is then dropped)."""
-        if not self.streaming:
+        """One request, one reply; raises ``grpc.RpcError`` (the stream is then dropped).
+
+        A stream the server ended for being idle is reopened once; while the server's streams are
+        all in use, unary calls are made instead (the stream is tried again after a while)."""
+        if not self.streaming or time.monotonic() < self._unary_until:
             return self.conn.stub.Tell(request, metadata=self.metadata)
+        try:
+            return self._on_stream(request)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.CANCELLED:  # ended by the server while idle
+                if request.HasField("then_ask"):
+                    request.then_ask.resume = True  # in case a reply was lost in the race
+                return self._on_stream(request)
+            if e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and STREAMS_FULL in (e.details() or ""):
+                self._unary_until = time.monotonic() + UNARY_BACKOFF
+                return self.conn.stub.Tell(request, metadata=self.metadata)
+            raise
+
+    def _on_stream(self, request: pb.TellRequest) -> pb.TellReply:
         stream = getattr(self._local, "stream", None)
         if stream is None:
             stream = self._local.stream = _Stream(self.conn, self.metadata)

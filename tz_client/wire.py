@@ -27,6 +27,10 @@ CHANNEL_OPTIONS = [
 ]
 """Client channel options: bounded messages, keepalive pings every 30 s (detects dead servers)."""
 
+STREAMS_FULL = "all ask/tell streams of this server are in use"
+"""Status details of an AskTell call refused because the server's stream limit is reached (the
+client uses unary calls meanwhile)."""
+
 SERVER_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

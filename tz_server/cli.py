@@ -30,7 +30,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert", help="PEM certificate chain; serve TLS (needs --tls-key)")
     p.add_argument("--tls-key", help="PEM private key")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this HTTP port")
-    p.add_argument("--max-workers", type=int, default=64, help="RPC threads (default 64)")
+    p.add_argument("--max-workers", type=int, default=64,
+                   help="RPC threads (default 64); at most half serve long-lived ask/tell streams")
+    p.add_argument("--stream-idle-timeout", type=float, default=30.0,
+                   help="end ask/tell streams idle for this many seconds, freeing their thread (default 30)")
     p.add_argument("--ask-timeout", type=float, default=60.0,
                    help="seconds before an unanswered trial is handed out again (default 60)")
     p.add_argument("--checkpoint-every", type=int, default=1, help="save training sessions every N steps (default 1)")
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         server = Server(ServerOptions(
             host=args.host, port=args.port, backend=args.backend, device=args.device, state_dir=args.state_dir,
             token=token, tls_cert=args.tls_cert, tls_key=args.tls_key, metrics_port=args.metrics_port,
-            max_workers=args.max_workers, ask_timeout=args.ask_timeout, checkpoint_every=args.checkpoint_every,
+            max_workers=args.max_workers, stream_idle_timeout=args.stream_idle_timeout, ask_timeout=args.ask_timeout, checkpoint_every=args.checkpoint_every,
             checkpoint_interval=args.checkpoint_interval, fsync_journal=args.fsync_journal, ray=ray_options,
             sync_timeout=args.sync_timeout, piece_bytes=args.piece_bytes)).start()
     except Exception as e:  # bad device, unreadable certificate, port in use...

@@ -17,6 +17,7 @@ from .auth import TokenAuth
 from .backends import make_backend
 from .metrics import Metrics
 from .servicer import Servicer
+from .stream_guard import StreamGuard
 
 log = logging.getLogger("tz_server")
 
@@ -33,7 +34,11 @@ class ServerOptions:
         token: require ``authorization: Bearer <token>`` on every call.
         tls_cert / tls_key: PEM files; serve TLS instead of plaintext.
         metrics_port: serve Prometheus metrics on this HTTP port (0: a free one; None: off).
-        max_workers: threads serving RPCs (long-polling asks and closure steps hold one each).
+        max_workers: threads serving RPCs (long-polling asks, closure steps and open ask/tell streams
+            hold one each). At most half of them serve ask/tell streams; clients beyond that use
+            unary calls.
+        stream_idle_timeout: an ask/tell stream with no request for this many seconds is ended, which
+            frees its thread (its client opens a new one on its next call).
         ask_timeout: default seconds before an unanswered trial is handed out again.
         checkpoint_every: training sessions are saved every this many steps.
         checkpoint_interval: studies are saved at most this often (seconds; the journal covers the rest).
@@ -60,6 +65,7 @@ class ServerOptions:
     tls_key: str | None = None
     metrics_port: int | None = None
     max_workers: int = 64
+    stream_idle_timeout: float = 30.0
     ask_timeout: float = 60.0
     checkpoint_every: int = 1
     checkpoint_interval: float = 1.0
@@ -92,7 +98,8 @@ class Server:
         self._grpc = grpc.server(ThreadPoolExecutor(o.max_workers, thread_name_prefix="tz-rpc"),
                                  interceptors=interceptors, options=SERVER_OPTIONS,
                                  maximum_concurrent_rpcs=o.max_workers * 4)
-        self.servicer = Servicer(self.backend, self.metrics, o.max_params_bytes, sync_timeout=o.sync_timeout)
+        self.servicer = Servicer(self.backend, self.metrics, o.max_params_bytes, sync_timeout=o.sync_timeout,
+                                 streams=StreamGuard(max(1, o.max_workers // 2), o.stream_idle_timeout))
         self._grpc.add_generic_rpc_handlers((server_handler(self.servicer),))
         self.health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._grpc)
@@ -130,6 +137,7 @@ class Server:
         self.health.enter_graceful_shutdown()
         # sessions first: it wakes the calls that wait inside them, so the grace period is short
         self.backend.close()
+        self.servicer.streams.stop()
         self._grpc.stop(grace).wait()
         self.metrics.stop()
 

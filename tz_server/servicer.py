@@ -18,13 +18,15 @@ from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
 from tz_client._proto.torchzero_service.v1 import tensor_pb2 as tpb
 from tz_client.codec import (CodecError, PayloadReader, from_proto, iter_chunks, layout_of, loss_from_proto, loss_to_proto,
                              nbytes, parse_layout)
-from tz_client.wire import is_chunk
+from tz_client.wire import STREAMS_FULL, is_chunk
 from torchzero.core.spec import SpecError
 
 from .auth import hash_token, session_token_of, token_matches
 from .backends.base import Backend, SessionHandle
-from .errors import AlreadyExists, Aborted, FailedPrecondition, InvalidArgument, ServiceError, Unauthenticated
+from .errors import (AlreadyExists, Aborted, FailedPrecondition, InvalidArgument, ResourceExhausted, ServiceError,
+                     Unauthenticated)
 from .metrics import Metrics
+from .stream_guard import StreamGuard
 from .sessions.config import OPTIMIZER, STUDY, SessionConfig
 from .streams import payload_chunks, read_payload, to_device
 from .validation import check_finite, check_layout, check_loss, check_name
@@ -84,8 +86,9 @@ class Servicer:
     """Implements every method of ``torchzero_service.v1.TorchZero`` on top of a backend."""
 
     def __init__(self, backend: Backend, metrics: Metrics, max_params_bytes: int = 16 << 30,
-                 sync_timeout: float = 300.0):
+                 sync_timeout: float = 300.0, streams: StreamGuard | None = None):
         self.backend = backend
+        self.streams = streams or StreamGuard(limit=32, idle_timeout=30.0)
         self.metrics = metrics
         self.max_params_bytes = max_params_bytes
         self.sync_timeout = sync_timeout
@@ -213,14 +216,22 @@ class Servicer:
     @rpc
     def AskTell(self, request_iterator: Iterator[pb.TellRequest], context: grpc.ServicerContext) -> Iterator[pb.TellReply]:
         """Tell / ask messages over one stream; each is counted in the metrics as the unary call it
-        replaces (``Tell`` when it tells, else ``Ask``)."""
-        s: SessionHandle | None = None
-        for request in _until_cancelled(request_iterator):
-            t0 = time.perf_counter()
-            if s is None or s.name != request.session:
-                s = self._session(request.session, STUDY, context)
-            yield _tell(s, request)
-            self.metrics.observe("Tell" if request.items else "Ask", time.perf_counter() - t0, "OK")
+        replaces (``Tell`` when it tells, else ``Ask``). Streams are bounded by :attr:`streams`."""
+        key = self.streams.enter(context)
+        if key is None:
+            raise ResourceExhausted(STREAMS_FULL)
+        try:
+            s: SessionHandle | None = None
+            for request in _until_cancelled(request_iterator):
+                t0 = time.perf_counter()
+                self.streams.busy(key, True)
+                if s is None or s.name != request.session:
+                    s = self._session(request.session, STUDY, context)
+                yield _tell(s, request)
+                self.streams.busy(key, False)
+                self.metrics.observe("Tell" if request.items else "Ask", time.perf_counter() - t0, "OK")
+        finally:
+            self.streams.leave(key)
 
     @rpc
     def Best(self, request: pb.SessionRef, context: grpc.ServicerContext) -> pb.BestReply:
