@@ -15,9 +15,17 @@ from typing import Any
 
 import torch
 
-from ..errors import Aborted
+from ..errors import Aborted, FailedPrecondition, Unavailable
 
 log = logging.getLogger("tz_server.rounds")
+
+
+def check_open(session: Any) -> None:
+    """Raises unless ``session`` (``.name``, ``.closed``, ``.failed``) can still take steps."""
+    if session.closed:
+        raise Unavailable(f"session {session.name} is closed")
+    if session.failed:
+        raise FailedPrecondition(f"session {session.name} failed: {session.failed}")
 
 
 class PushRound:

@@ -22,7 +22,7 @@ from ..validation import check_finite
 from .base import Session
 from .config import SessionConfig
 from .pieces import PieceStepper, why_not_pipelined
-from .rounds import PushRound
+from .rounds import PushRound, check_open
 
 log = logging.getLogger("tz_server.trainer")
 
@@ -138,14 +138,9 @@ class TrainSession(Session):
             done = self._check_step(step)
             if done is not None:
                 return done
-            self.round.add(self.cond, step, rank, grads, loss, lambda: self.step, self._check_open, self._apply_pushed)
+            self.round.add(self.cond, step, rank, grads, loss, lambda: self.step, lambda: check_open(self),
+                           self._apply_pushed)
             return StepOutcome(self.step, self._last_loss, False)
-
-    def _check_open(self) -> None:
-        if self.closed:
-            raise Unavailable(f"session {self.name} is closed")
-        if self.failed:
-            raise FailedPrecondition(f"session {self.name} failed: {self.failed}")
 
     def _apply_pushed(self, grads: list[torch.Tensor], loss: Any) -> None:
         if self.stepper is not None:

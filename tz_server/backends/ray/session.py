@@ -26,7 +26,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from ...errors import Aborted, FailedPrecondition, InvalidArgument, Unavailable
 from ...persistence import Store
 from ...sessions.config import OPTIMIZER, SessionConfig
-from ...sessions.rounds import PushRound
+from ...sessions.rounds import PushRound, check_open
 from ...sessions.trainer import StepOutcome
 from .actor import ShardActor, StaleShard
 from .sharding import ShardPlan, plan_shards
@@ -224,14 +224,9 @@ class RaySession:
             done = self._check_step(step)
             if done is not None:
                 return done
-            self.round.add(self.cond, step, rank, grads, loss, lambda: self._step, self._check_open, self._apply_pushed)
+            self.round.add(self.cond, step, rank, grads, loss, lambda: self._step, lambda: check_open(self),
+                           self._apply_pushed)
             return StepOutcome(self._step, self._last_loss, False)
-
-    def _check_open(self) -> None:
-        if self.closed:
-            raise Unavailable(f"session {self.name} is closed")
-        if self.failed:
-            raise FailedPrecondition(f"session {self.name} failed: {self.failed}")
 
     def _apply_pushed(self, grads: list[torch.Tensor], loss: Any) -> None:
         try:
