@@ -38,6 +38,8 @@ class SessionInfo:
     created: bool = False
     protected: bool = False
     """The session has its own token (without it, only ``name`` and ``kind`` are filled in)."""
+    pipelined: bool = False
+    """Gradient pushes are stepped piece by piece as they arrive (``RemoteOptimizer(pipelined=True)``)."""
 
     @classmethod
     def from_proto(cls, m: pb.SessionInfo) -> "SessionInfo":
@@ -46,7 +48,7 @@ class SessionInfo:
                    dtypes=[d for _, d in layout], step=m.step, evaluations=m.evaluations, device=m.device,
                    workers=m.workers, state=m.state, best_loss=m.best_loss if m.HasField("best_loss") else None,
                    modules=[specs.module_from_proto(x) for x in m.modules], user_attrs=specs.from_map(m.user_attrs),
-                   created=m.created, protected=m.protected)
+                   created=m.created, protected=m.protected, pipelined=m.pipelined)
 
 
 def session_metadata(conn: Connection, session_token: str | None) -> tuple[tuple[str, str], ...]:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import torchzero as tz
+import tz_client
 import tz_server
 from tz_client import RemoteOptimizer
 from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
@@ -248,6 +249,9 @@ def test_every_deployment_accepts_or_refuses_pipelining_clearly(deployment):
     a = [torch.nn.Parameter(t.clone()) for t in start()]
     local = tz.Optimizer(a, tz.m.Adam(), tz.m.LR(1e-2))
     remote = RemoteOptimizer(b, tz.m.Adam(), tz.m.LR(1e-2), address=deployment.address, pipelined=True)
+    client = tz_client.Client(deployment.address)
+    assert {i.name: i.pipelined for i in client.list_sessions()}[remote.session] is True
+    client.close()
     for k in range(2):
         push(a, local, k)
         push(b, remote, k)
