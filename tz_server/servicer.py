@@ -28,7 +28,7 @@ from .errors import (AlreadyExists, Aborted, FailedPrecondition, InvalidArgument
 from .metrics import Metrics
 from .stream_guard import StreamGuard
 from .sessions.config import OPTIMIZER, STUDY, SessionConfig
-from .streams import payload_chunks, read_payload, to_device
+from .streams import feed_payload, payload_chunks, read_payload, to_device
 from .validation import check_finite, check_layout, check_loss, check_name
 
 log = logging.getLogger("tz_server.rpc")
@@ -282,25 +282,12 @@ class Servicer:
         every finished piece meanwhile. The reply's header comes first, as for any step."""
         loss = self._loss_of(s, start)
         bufs = s.take_buffers()
-        reader = PayloadReader(bufs, "grads")
+        arrived = feed_payload(it, PayloadReader(bufs, "grads"), "grads")
         out: queue.Queue = queue.Queue()
-
-        def arrived() -> Iterator[int]:
-            while not reader.done:
-                msg = next(it, None)
-                if msg is None:
-                    raise Aborted(f"grads: stream ended after {reader.received} of {reader.total} bytes")
-                if not is_chunk(msg):
-                    raise InvalidArgument(f"grads: expected tensor data, got a {msg.WhichOneof('msg')} message")
-                try:
-                    reader.feed(msg)
-                except CodecError as e:
-                    raise InvalidArgument(str(e)) from None
-                yield reader.received
 
         def run() -> None:
             try:
-                out.put(("ok", s.pipelined_push(start.step, bufs, arrived(), out.put, loss)))
+                out.put(("ok", s.pipelined_push(start.step, bufs, arrived, out.put, loss)))
             except BaseException as e:  # handed to the RPC thread
                 out.put(("error", e))
             finally:

@@ -18,7 +18,14 @@ def read_payload(it: Iterator[Any], layout: LayoutT, where: str, out: list[torch
     """Reads chunk messages from ``it`` into ``out`` (or new CPU tensors) shaped by ``layout``."""
     if out is None:
         out = [torch.empty(shape, dtype=dtype) for shape, dtype in layout]
-    reader = PayloadReader(out, where)
+    for _ in feed_payload(it, PayloadReader(out, where), where):
+        pass
+    return out
+
+
+def feed_payload(it: Iterator[Any], reader: PayloadReader, where: str) -> Iterator[int]:
+    """Feeds chunk messages from ``it`` into ``reader`` until the payload is complete, yielding the
+    bytes received so far after each chunk."""
     while not reader.done:
         try:
             msg = next(it)
@@ -30,7 +37,7 @@ def read_payload(it: Iterator[Any], layout: LayoutT, where: str, out: list[torch
             reader.feed(msg)
         except CodecError as e:
             raise InvalidArgument(str(e)) from None
-    return out
+        yield reader.received
 
 
 def to_device(tensors: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
