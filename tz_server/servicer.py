@@ -227,9 +227,10 @@ class Servicer:
                 self.streams.busy(key, True)
                 if s is None or s.name != request.session:
                     s = self._session(request.session, STUDY, context)
-                yield _tell(s, request)
-                self.streams.busy(key, False)
+                reply = _tell(s, request)
                 self.metrics.observe("Tell" if request.items else "Ask", time.perf_counter() - t0, "OK")
+                yield reply
+                self.streams.busy(key, False)
         finally:
             self.streams.leave(key)
 
