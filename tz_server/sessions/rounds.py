@@ -20,6 +20,30 @@ from ..errors import Aborted, FailedPrecondition, Unavailable
 log = logging.getLogger("tz_server.rounds")
 
 
+class StepOutcome:
+    """What a worker gets back: the step count after the step, the loss, and whether it replayed."""
+
+    def __init__(self, step: int, loss: Any, replayed: bool):
+        self.step = step
+        self.loss = loss
+        self.replayed = replayed
+
+
+def check_step(session: Any, step: int, current: int, last_loss: Any) -> StepOutcome | None:
+    """None if ``step`` is the one ``session`` (now at ``current``) runs next; the replay outcome if
+    it is already done (a retried call); raises if the session cannot step or lost steps."""
+    if session.failed:
+        raise FailedPrecondition(f"session {session.name} failed: {session.failed}")
+    if session.closed:
+        raise Unavailable(f"session {session.name} is closed")
+    if step < current:
+        return StepOutcome(current, last_loss, True)
+    if step > current:
+        raise Aborted(f"session {session.name} is at step {current} but the worker is at step {step} "
+                      "(the server lost steps); reopen the session to resynchronise")
+    return None
+
+
 def check_open(session: Any) -> None:
     """Raises unless ``session`` (``.name``, ``.closed``, ``.failed``) can still take steps."""
     if session.closed:

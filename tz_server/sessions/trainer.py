@@ -16,27 +16,18 @@ import torch
 
 from torchzero.core.evaluation import BatchEvaluator, EvalResult, Point, materialize
 
-from ..errors import Aborted, FailedPrecondition, InvalidArgument, SessionClosed, Unavailable
+from ..errors import FailedPrecondition, InvalidArgument, SessionClosed, Unavailable
 from ..persistence import Store
 from ..validation import check_finite
 from .base import Session
 from .config import SessionConfig
 from .pieces import PieceStepper, why_not_pipelined
-from .rounds import PushRound, check_open
+from .rounds import PushRound, StepOutcome, check_open, check_step
 
 log = logging.getLogger("tz_server.trainer")
 
 # evaluate(point or None for "the point the client already holds", backward) -> (loss, grads or None)
 RemoteEval = Callable[[list[torch.Tensor] | None, bool], tuple[Any, list[torch.Tensor] | None]]
-
-
-class StepOutcome:
-    """What a worker gets back: the step count after the step, the loss, and whether it replayed."""
-
-    def __init__(self, step: int, loss: Any, replayed: bool):
-        self.step = step
-        self.loss = loss
-        self.replayed = replayed
 
 
 class RemoteClosure(BatchEvaluator):
@@ -111,17 +102,7 @@ class TrainSession(Session):
                 self._pool.append(bufs)
 
     def _check_step(self, step: int) -> StepOutcome | None:
-        """None if ``step`` is the one to run now; the replay outcome if it is already done."""
-        if self.failed:
-            raise FailedPrecondition(f"session {self.name} failed: {self.failed}")
-        if self.closed:
-            raise Unavailable(f"session {self.name} is closed")
-        if step < self.step:
-            return StepOutcome(self.step, self._last_loss, True)
-        if step > self.step:
-            raise Aborted(f"session {self.name} is at step {self.step} but the worker is at step {step} "
-                          "(the server lost steps); reopen the session to resynchronise")
-        return None
+        return check_step(self, step, self.step, self._last_loss)
 
     def push(self, step: int, rank: int, grads: list[torch.Tensor], loss: Any = None) -> StepOutcome:
         """Adds one worker's gradients (validated, on the session's device); the last of the

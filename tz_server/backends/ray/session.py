@@ -23,11 +23,10 @@ import ray
 import torch
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
-from ...errors import Aborted, FailedPrecondition, InvalidArgument, Unavailable
+from ...errors import FailedPrecondition, InvalidArgument, Unavailable
 from ...persistence import Store
 from ...sessions.config import OPTIMIZER, SessionConfig
-from ...sessions.rounds import PushRound, check_open
-from ...sessions.trainer import StepOutcome
+from ...sessions.rounds import PushRound, StepOutcome, check_open, check_step
 from .actor import ShardActor, StaleShard
 from .sharding import ShardPlan, plan_shards
 
@@ -203,16 +202,7 @@ class RaySession:
 
     # -- steps ----------------------------------------------------------------------------------------
     def _check_step(self, step: int) -> StepOutcome | None:
-        if self.failed:
-            raise FailedPrecondition(f"session {self.name} failed: {self.failed}")
-        if self.closed:
-            raise Unavailable(f"session {self.name} is closed")
-        if step < self._step:
-            return StepOutcome(self._step, self._last_loss, True)
-        if step > self._step:
-            raise Aborted(f"session {self.name} is at step {self._step} but the worker is at step {step} "
-                          "(the server lost steps); reopen the session to resynchronise")
-        return None
+        return check_step(self, step, self._step, self._last_loss)
 
     def push(self, step: int, rank: int, grads: list[torch.Tensor], loss: Any = None) -> StepOutcome:
         """One worker's gradients; the last of ``workers`` pushes averages them (in rank order) and
