@@ -6,6 +6,7 @@ backend keeps them in Ray actors. Both hand out objects with the :class:`Session
 """
 from __future__ import annotations
 
+import logging
 import re
 from abc import ABC, abstractmethod
 from typing import Any, Protocol
@@ -16,6 +17,9 @@ from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
 
 from ..errors import InvalidArgument
 from ..sessions.config import SessionConfig
+from .registry import SessionRegistry
+
+log = logging.getLogger("tz_server.backend")
 
 
 class SessionHandle(Protocol):
@@ -44,25 +48,32 @@ class SessionHandle(Protocol):
 
 
 class Backend(ABC):
-    """Creates, finds and deletes sessions."""
+    """Creates, finds and deletes sessions, kept in ``self.sessions`` (a
+    :class:`~tz_server.backends.registry.SessionRegistry`)."""
 
     name = "abstract"
+    sessions: SessionRegistry
 
     @abstractmethod
     def create(self, config: SessionConfig, params: list[torch.Tensor], exist_ok: bool = False) -> tuple[SessionHandle, bool]:
         """The new session (and True), or with ``exist_ok`` a compatible existing one (and False)."""
 
-    @abstractmethod
     def get(self, name: str) -> SessionHandle:
         """The session called ``name``; raises :class:`~tz_server.errors.NotFound`."""
+        return self.sessions.get(name)
 
-    @abstractmethod
     def list(self) -> list[SessionHandle]:
         """Every session."""
+        return self.sessions.list()
 
-    @abstractmethod
     def delete(self, name: str) -> bool:
         """Deletes a session (and its saved state); False if there was none."""
+        s = self.sessions.pop(name)
+        if s is None:
+            return False
+        s.close(delete=True)
+        log.info("deleted session", extra={"session": name})
+        return True
 
     @abstractmethod
     def close(self) -> None:

@@ -86,20 +86,6 @@ class LocalBackend(Backend):
                                            "params": sum(p.numel() for p in params)})
         return session, True
 
-    def get(self, name: str) -> SessionHandle:
-        return self.sessions.get(name)
-
-    def list(self) -> list[SessionHandle]:
-        return self.sessions.list()
-
-    def delete(self, name: str) -> bool:
-        s = self.sessions.pop(name)
-        if s is None:
-            return False
-        s.close(delete=True)
-        log.info("deleted session", extra={"session": name})
-        return True
-
     def close(self) -> None:
         for s in self.sessions.drain():
             s.close()

@@ -9,7 +9,7 @@ import torch
 from ...core.chain import Chainable
 from ...core.objective import Objective
 from ...core.transform import Transform
-from .hutchinson import Distribution, HVPMethod, check_args, hutchinson
+from .hutchinson import Distribution, HVPMethod, check_args, scheduled_hutchinson
 
 
 def block_average(d: torch.Tensor, block_size: int | None) -> torch.Tensor:
@@ -107,12 +107,9 @@ class AdaHessian(Transform):
 
     def update_states(self, objective: Objective, states: list[dict[str, Any]], settings: Sequence[Mapping[str, Any]]) -> None:
         params = objective.params
-        s = settings[0]
-        step = self.increment_counter("step", 0)
-        if step % s["update_freq"] != 0:
+        D = scheduled_hutchinson(self, objective, settings[0])
+        if D is None:
             return
-        gen = self.get_generator(params[0].device, s["seed"])
-        D = hutchinson(objective, s["n_samples"], s["distribution"], s["zHz"], s["hvp_method"], s["h"], gen)
         D = [block_average(d.abs(), se["block_size"]) if se["averaging"] else d for d, se in zip(D, settings)]
         beta2 = [se["beta2"] for se in settings]
         v = self.get_state(params, "D_exp_avg_sq")

@@ -4,12 +4,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
 
 from ...core.chain import Chainable
 from ...core.objective import Objective
 from ...core.transform import Transform
-from .hutchinson import Distribution, HVPMethod, check_args, hutchinson
+from .hutchinson import Distribution, HVPMethod, check_args, scheduled_hutchinson
 
 
 class ESGD(Transform):
@@ -62,12 +61,9 @@ class ESGD(Transform):
 
     def update_states(self, objective: Objective, states: list[dict[str, Any]], settings: Sequence[Mapping[str, Any]]) -> None:
         params = objective.params
-        s = settings[0]
-        step = self.increment_counter("step", 0)
-        if step % s["update_freq"] != 0:
+        D = scheduled_hutchinson(self, objective, settings[0])
+        if D is None:
             return
-        gen = self.get_generator(params[0].device, s["seed"])
-        D = hutchinson(objective, s["n_samples"], s["distribution"], s["zHz"], s["hvp_method"], s["h"], gen)
         acc = self.get_state(params, "Hz_sq_acc")
         for a, d, se in zip(acc, D, settings):
             if se["beta"] is None:

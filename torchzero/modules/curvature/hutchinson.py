@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import torch
 
@@ -88,3 +88,15 @@ def hvps(objective: Objective, n_samples: int, distribution: str, hvp_method: st
         hz, rgrad = objective.hessian_vector_product(z, rgrad, True, hvp_method, h, retain_graph=True)  # type: ignore[arg-type]
         out.append((z, hz))
     return out
+
+
+def scheduled_hutchinson(module: Any, objective: Objective, settings: Mapping[str, Any]) -> list[torch.Tensor] | None:
+    """The Hutchinson estimate of ``module`` (settings ``n_samples``, ``distribution``, ``zHz``,
+    ``hvp_method``, ``h``, ``seed``) on the steps it is due (every ``update_freq``-th, counting from
+    the first); None on the others. Counts the module's steps in ``global_state["step"]``."""
+    step = module.increment_counter("step", 0)
+    if step % settings["update_freq"] != 0:
+        return None
+    s = settings
+    gen = module.get_generator(objective.params[0].device, s["seed"])
+    return hutchinson(objective, s["n_samples"], s["distribution"], s["zHz"], s["hvp_method"], s["h"], gen)

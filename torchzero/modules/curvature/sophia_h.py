@@ -9,7 +9,7 @@ import torch
 from ...core.chain import Chainable
 from ...core.objective import Objective
 from ...core.transform import Transform
-from .hutchinson import Distribution, HVPMethod, check_args, hutchinson
+from .hutchinson import Distribution, HVPMethod, check_args, scheduled_hutchinson
 
 
 class SophiaH(Transform):
@@ -70,12 +70,9 @@ class SophiaH(Transform):
 
     def update_states(self, objective: Objective, states: list[dict[str, Any]], settings: Sequence[Mapping[str, Any]]) -> None:
         params = objective.params
-        s = settings[0]
-        step = self.increment_counter("step", 0)
-        if step % s["update_freq"] != 0:
+        D_hat = scheduled_hutchinson(self, objective, settings[0])
+        if D_hat is None:
             return
-        gen = self.get_generator(params[0].device, s["seed"])
-        D_hat = hutchinson(objective, s["n_samples"], s["distribution"], s["zHz"], s["hvp_method"], s["h"], gen)
         D = self.get_state(params, "D_exp_avg")
         torch._foreach_lerp_(D, D_hat, [1 - se["beta2"] for se in settings])
         self.global_state["hessian_step"] = self.global_state.get("hessian_step", 0) + 1
