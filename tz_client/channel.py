@@ -70,7 +70,15 @@ class Connection:
             delay = min(delay * 2, 1.0)
 
     def close(self) -> None:
+        """Runs the ``on_close`` callbacks, then closes the channel; re-raises the first callback
+        error (e.g. a refused tell that was sent without waiting) once everything is closed."""
+        first: BaseException | None = None
         for fn in list(self._on_close):
-            fn()
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - reported after the channel is closed
+                first = first or e
         self._on_close.clear()
         self.channel.close()
+        if first is not None:
+            raise from_rpc_error(first) if isinstance(first, grpc.RpcError) else first

@@ -39,7 +39,7 @@ class Client:
                      lower: Any = None, upper: Any = None, seed: int | None = None, exist_ok: bool = False,
                      ask_timeout: float | None = None, allow_nonfinite: bool = False, device: str | None = None,
                      objective: str | None = None, max_evals: int | None = None,
-                     session_token: str | None = None) -> Study:
+                     session_token: str | None = None, prefetch: int = 0) -> Study:
         """Creates a study (ask/tell) whose optimizer is ``tz.Optimizer(x0, *modules)`` on the server.
 
         Args:
@@ -58,7 +58,11 @@ class Client:
                 workers, until ``max_evals`` evaluations; watch it with ``info()`` and ``best()``.
             session_token: the study's own token: every call on it then needs this token (on top
                 of the server's); others cannot open, ask, tell or delete it.
+            prefetch: trials an ask fetches beyond those asked for, held by this client and handed
+                out by its next asks (fewer round trips when evaluations are cheap; see :class:`Study`).
         """
+        if prefetch < 0:
+            raise ValueError(f"prefetch must be >= 0, got {prefetch}")
         is_list = not isinstance(x0, torch.Tensor)
         params = [torch.as_tensor(t) for t in x0] if is_list else [x0]
         header = pb.CreateHeader(name=name, kind=pb.STUDY, modules=specs.modules_to_proto(modules), exist_ok=exist_ok,
@@ -78,14 +82,15 @@ class Client:
                 ts = [t.to(p.dtype) for t, p in zip(ts, params)]
                 msg.tensors.tensors.extend(to_proto(t) for t in ts)
         info = create_session(self.conn, header, params, session_metadata(self.conn, session_token))
-        return Study(self, SessionInfo.from_proto(info), session_token=session_token)
+        return Study(self, SessionInfo.from_proto(info), session_token=session_token, prefetch=prefetch)
 
-    def open_study(self, name: str, session_token: str | None = None) -> Study:
-        """The existing study called ``name`` (``session_token``: its own token, if it has one)."""
+    def open_study(self, name: str, session_token: str | None = None, *, prefetch: int = 0) -> Study:
+        """The existing study called ``name`` (``session_token``: its own token, if it has one;
+        ``prefetch``: as for :meth:`create_study`)."""
         info = self.session(name, session_token)
         if info.kind != "study":
             raise ValueError(f"session {name!r} is a {info.kind} session, not a study")
-        return Study(self, info, session_token=session_token)
+        return Study(self, info, session_token=session_token, prefetch=prefetch)
 
     # -- sessions --------------------------------------------------------------------------------
     def session(self, name: str, session_token: str | None = None) -> SessionInfo:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,7 @@ from torchzero.core.evaluation import BatchEvaluator, FunctionEvaluator
 from ._proto.torchzero_service.v1 import service_pb2 as pb
 from .asktell import AskTellChannel
 from .codec import from_proto, loss_from_proto, loss_to_float, loss_to_proto, to_proto
-from .errors import StudyFinished
+from .errors import InvalidArgument, StudyFinished
 from .sessions import SessionInfo, session_metadata
 
 if TYPE_CHECKING:
@@ -42,9 +43,21 @@ class Study:
     The optimizer runs on the server; every evaluation it needs becomes a trial. Any number of
     clients may ask and tell at once; a trial nobody tells within the study's ``ask_timeout`` is
     handed out again, and a repeated or late tell is acknowledged and ignored.
+
+    Two ways to spend fewer round trips when evaluations are cheap:
+
+    * ``prefetch=k``: an ask also fetches up to ``k`` more trials, kept here and handed out by the
+      next asks without a round trip. The server hands out extra trials only while no other
+      client is waiting for one, so a prefetching client does not starve the others.
+    * ``tell(..., wait=False)``: the tell is kept here and sent with the next call on the study
+      that goes to the server (an ask that finds no prefetched trial, a tell, :meth:`flush`,
+      closing the client), in the same message. If the server refuses one of these tells, that
+      call raises the refusal and is not made; the other tells are applied all the same.
+      Until then the server does not know the result: if this process dies, the trial is handed
+      out again after the study's ``ask_timeout``.
     """
 
-    def __init__(self, client: "Client", info: SessionInfo, session_token: str | None = None):
+    def __init__(self, client: "Client", info: SessionInfo, session_token: str | None = None, prefetch: int = 0):
         self.client = client
         self.name = info.name
         self.shapes = info.shapes
@@ -56,6 +69,12 @@ class Study:
         self._token = session_token
         self._metadata = session_metadata(client.conn, session_token)
         self._asktell = AskTellChannel(client.conn, self._metadata)
+        if prefetch < 0:
+            raise ValueError(f"prefetch must be >= 0, got {prefetch}")
+        self.prefetch = int(prefetch)
+        self._held: deque[Trial] = deque()  # prefetched trials, handed out by the next asks
+        self._unsent: list[pb.TellItem] = []  # tells made with wait=False, sent with the next call
+        self._unsent_lock = threading.Lock()
 
     # -- helpers ---------------------------------------------------------------------------------
     def _trial(self, m: pb.Trial) -> Trial:
@@ -63,8 +82,28 @@ class Study:
         return Trial(m.id, xs if self.is_list else xs[0], m.needs_grad)
 
     def _send(self, request: pb.TellRequest) -> pb.TellReply:
-        """One tell and/or ask over this thread's ask/tell stream, retried while the server is
-        unavailable (a retried ask first takes back the trials a lost reply handed out)."""
+        """One tell and/or ask over this thread's ask/tell stream, carrying the tells made with
+        ``wait=False`` too; retried while the server is unavailable (a retried ask first takes back
+        the trials a lost reply handed out)."""
+        with self._unsent_lock:
+            unsent, self._unsent = self._unsent, []
+        if unsent:
+            self._conn.forget_on_close(self.flush)
+            own = list(request.items)
+            del request.items[:]
+            request.items.extend(unsent + own)
+            try:
+                reply = self._roundtrip(request)
+            except InvalidArgument:
+                del request.items[:]
+                request.items.extend(own)
+                self._tell_each(unsent)  # finds the refused tell (and applies the others)
+                reply = self._roundtrip(request)  # they were fine: the call's own error again
+            reply.accepted = max(0, reply.accepted - len(unsent))  # counts of this call's own tells
+            return reply
+        return self._roundtrip(request)
+
+    def _roundtrip(self, request: pb.TellRequest) -> pb.TellReply:
         attempt = [0]
 
         def once() -> pb.TellReply:
@@ -74,9 +113,35 @@ class Study:
             return self._asktell.roundtrip(request)
         return self._conn.call(once)
 
+    def _tell_each(self, items: list[pb.TellItem]) -> None:
+        first: InvalidArgument | None = None
+        for item in items:
+            try:
+                self._roundtrip(pb.TellRequest(session=self.name, client_id=self.client.client_id, items=[item]))
+            except InvalidArgument as e:
+                first = first or InvalidArgument(e.code, f"a tell sent without waiting was refused: {e.details}")
+        if first is not None:
+            raise first
+
     def _ask_request(self, n: int, wait: float) -> pb.AskRequest:
-        req = pb.AskRequest(session=self.name, client_id=self.client.client_id, n=n, wait=wait, resume=self._resume)
-        return req
+        return pb.AskRequest(session=self.name, client_id=self.client.client_id, n=n, wait=wait, resume=self._resume,
+                             spare=self.prefetch)
+
+    def _trials(self, rep: pb.AskReply, n: int) -> list[Trial]:
+        """The first ``n`` trials of a reply; the rest are held for the next asks."""
+        held = {t.id for t in self._held}
+        trials = [self._trial(t) for t in rep.trials if t.id not in held]  # (a resumed ask repeats them)
+        self._held.extend(trials[n:])
+        return trials[:n]
+
+    def _take_held(self, n: int) -> list[Trial]:
+        out: list[Trial] = []
+        while len(out) < n:
+            try:
+                out.append(self._held.popleft())
+            except IndexError:
+                break
+        return out
 
     def _item(self, trial: Any, loss: Any, grad: Any) -> pb.TellItem:
         tid = trial.id if isinstance(trial, Trial) else str(trial)
@@ -90,32 +155,47 @@ class Study:
     def ask(self, n: int | None = None, *, wait: float = ASK_WAIT) -> Any:
         """One :class:`Trial` (waiting until one is available), or with ``n`` a list of every
         pending trial up to ``n`` (possibly empty if none came within ``wait`` seconds).
+        Prefetched trials are handed out first, without a round trip.
 
         Raises :class:`~tz_client.errors.StudyFinished` when the optimizer has terminated.
         """
+        k = 1 if n is None else max(1, int(n))
         while True:
-            req = pb.TellRequest(session=self.name, client_id=self.client.client_id,
-                                 then_ask=self._ask_request(1 if n is None else n, wait))
-            rep = self._send(req).asked
-            self._resume = False
-            trials = [self._trial(t) for t in rep.trials]
-            if n is not None:
+            trials = self._take_held(k)
+            if not trials:
+                req = pb.TellRequest(session=self.name, client_id=self.client.client_id,
+                                     then_ask=self._ask_request(k, wait))
+                rep = self._send(req).asked
+                self._resume = False
+                trials = self._trials(rep, k)
                 if not trials and rep.finished:
                     raise StudyFinished(f"study {self.name} has finished")
+            if n is not None:
                 return trials
             if trials:
                 return trials[0]
-            if rep.finished:
-                raise StudyFinished(f"study {self.name} has finished")
 
-    def tell(self, trial_or_id: Any, loss: Any, grad: Any = None) -> tuple[int, int]:
+    def tell(self, trial_or_id: Any, loss: Any, grad: Any = None, *, wait: bool = True) -> tuple[int, int] | None:
         """Tells the loss (and gradient, for trials with ``needs_grad``) of a trial.
 
         Given lists of trials, losses (and grads), tells them all in one round trip. Returns
-        ``(accepted, ignored)``: repeated or late tells are ignored.
+        ``(accepted, ignored)``: repeated or late tells are ignored. With ``wait=False`` the tell is
+        sent without waiting for its acknowledgement and None is returned (see the class notes).
         """
-        rep = self._send(self._tell_request(trial_or_id, loss, grad))
+        request = self._tell_request(trial_or_id, loss, grad)
+        if not wait:
+            with self._unsent_lock:
+                if not self._unsent:  # closing the client sends them
+                    self._conn.on_close(self.flush)
+                self._unsent.extend(request.items)
+            return None
+        rep = self._send(request)
         return rep.accepted, rep.ignored
+
+    def flush(self) -> None:
+        """Sends the tells made with ``wait=False`` (raising if the server refuses one)."""
+        if self._unsent:
+            self._send(pb.TellRequest(session=self.name, client_id=self.client.client_id))
 
     def _tell_request(self, trial_or_id: Any, loss: Any, grad: Any) -> pb.TellRequest:
         if isinstance(trial_or_id, (list, tuple)):
@@ -130,14 +210,20 @@ class Study:
 
     def tell_and_ask(self, trials: Sequence[Any], losses: Sequence[Any], grads: Sequence[Any] | None = None,
                      n: int = 1, wait: float = ASK_WAIT) -> list[Trial]:
-        """Tells results and asks for up to ``n`` new trials in one round trip."""
+        """Tells results and asks for up to ``n`` new trials in one round trip (prefetched trials,
+        if any, are handed out instead of asking)."""
         req = self._tell_request(list(trials), list(losses), grads)
+        held = self._take_held(n)
+        if held:
+            self._send(req)
+            return held
         req.then_ask.CopyFrom(self._ask_request(n, wait))
         rep = self._send(req)
         self._resume = False
-        if not rep.asked.trials and rep.asked.finished:
+        out = self._trials(rep.asked, n)
+        if not out and rep.asked.finished:
             raise StudyFinished(f"study {self.name} has finished")
-        return [self._trial(t) for t in rep.asked.trials]
+        return out
 
     def best(self) -> tuple[Any, float] | None:
         """``(params, loss)`` of the best evaluation told so far (None before the first)."""

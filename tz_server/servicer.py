@@ -207,7 +207,7 @@ class Servicer:
     @rpc
     def Ask(self, request: pb.AskRequest, context: grpc.ServicerContext) -> pb.AskReply:
         s = self._session(request.session, STUDY, context)
-        return s.ask(request.client_id, request.n, request.wait, request.resume)
+        return s.ask(request.client_id, request.n, request.wait, request.resume, request.spare)
 
     @rpc
     def Tell(self, request: pb.TellRequest, context: grpc.ServicerContext) -> pb.TellReply:
@@ -395,7 +395,7 @@ def _tell(s: SessionHandle, request: pb.TellRequest) -> pb.TellReply:
         reply.accepted, reply.ignored = s.tell(request.items)
     if request.HasField("then_ask"):
         a = request.then_ask
-        reply.asked.CopyFrom(s.ask(a.client_id or request.client_id, a.n, a.wait, a.resume))
+        reply.asked.CopyFrom(s.ask(a.client_id or request.client_id, a.n, a.wait, a.resume, a.spare))
     return reply
 
 

@@ -60,6 +60,7 @@ class StudySession(Session):
                                   f"{ASK_BYTES} per reply (use a RemoteOptimizer for large models)")
         self.book = AskBook(step=self.step)
         self.step_cond = threading.Condition(self.lock)
+        self._waiting = 0  # askers blocked in ask() for a trial
         self.best: tuple[float, Any, list[torch.Tensor], str] | None = None
         if state is not None and state.get("best") is not None:
             b = state["best"]
@@ -202,8 +203,12 @@ class StudySession(Session):
             self.best = (v, ans.loss, a.point, a.id)
 
     # -- ask / tell ------------------------------------------------------------------------------------
-    def ask(self, client_id: str, n: int = 1, wait: float = 0.0, resume: bool = False) -> pb.AskReply:
-        n = max(1, min(int(n) or 1, MAX_ASK, max(1, ASK_BYTES // max(1, self.trial_bytes))))
+    def ask(self, client_id: str, n: int = 1, wait: float = 0.0, resume: bool = False, spare: int = 0) -> pb.AskReply:
+        """Up to ``n`` trials for ``client_id`` (waiting up to ``wait`` s for one), plus up to ``spare``
+        more while no other client is waiting for a trial (a client's prefetch never starves another)."""
+        limit = min(MAX_ASK, max(1, ASK_BYTES // max(1, self.trial_bytes)))
+        n = max(1, min(int(n) or 1, limit))
+        spare = max(0, min(int(spare), limit - n))
         end = time.monotonic() + min(max(wait, 0.0), MAX_WAIT)
         timeout = self.config.ask_timeout
         with self.cond:
@@ -212,7 +217,7 @@ class StudySession(Session):
                     raise FailedPrecondition(f"session {self.name} failed: {self.failed}")
                 if self.closed:
                     raise Unavailable(f"session {self.name} is closed")
-                asks = self.book.hand_out(client_id, n, timeout, resume)
+                asks = self.book.hand_out(client_id, n + (spare if self._waiting == 0 else 0), timeout, resume)
                 if asks or self.finished:
                     break
                 now = time.monotonic()
@@ -222,7 +227,11 @@ class StudySession(Session):
                 nd = self.book.next_deadline()
                 if nd is not None:
                     t = min(t, max(nd - now, 1e-3))
-                self.cond.wait(t)
+                self._waiting += 1
+                try:
+                    self.cond.wait(t)
+                finally:
+                    self._waiting -= 1
             return pb.AskReply(trials=[a.proto for a in asks], step=self.book.step, finished=self.finished)
 
     def _decode(self, item: pb.TellItem) -> Answer:

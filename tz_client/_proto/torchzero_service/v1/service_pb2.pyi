@@ -156,18 +156,20 @@ class DeleteReply(_message.Message):
     def __init__(self, deleted: _Optional[bool] = ...) -> None: ...
 
 class AskRequest(_message.Message):
-    __slots__ = ("session", "client_id", "n", "wait", "resume")
+    __slots__ = ("session", "client_id", "n", "wait", "resume", "spare")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
+    SPARE_FIELD_NUMBER: _ClassVar[int]
     session: str
     client_id: str
     n: int
     wait: float
     resume: bool
-    def __init__(self, session: _Optional[str] = ..., client_id: _Optional[str] = ..., n: _Optional[int] = ..., wait: _Optional[float] = ..., resume: _Optional[bool] = ...) -> None: ...
+    spare: int
+    def __init__(self, session: _Optional[str] = ..., client_id: _Optional[str] = ..., n: _Optional[int] = ..., wait: _Optional[float] = ..., resume: _Optional[bool] = ..., spare: _Optional[int] = ...) -> None: ...
 
 class Trial(_message.Message):
     __slots__ = ("id", "params", "needs_grad")
