@@ -95,14 +95,38 @@ def test_materialize_batch_builds_each_shared_direction_once(monkeypatch):
     points = [Perturbation(base, 3, 0.1), Perturbation(base, 3, -0.1), [torch.ones(3, 4), torch.ones(()), torch.ones(7)],
               Perturbation(base, 4, 0.1, "gaussian"), Perturbation(base, 4, -0.1, "gaussian")]
     expected = [p.materialize() if isinstance(p, Perturbation) else list(p) for p in points]
-    built = []
-    original = Perturbation.direction
-    monkeypatch.setattr(Perturbation, "direction", lambda self: built.append(self.seed) or original(self))
+    built = count_directions(monkeypatch)
     got = materialize_batch(points)
     assert sorted(built) == [3, 4]
     for g, e in zip(got, expected):
         assert all(torch.equal(a, b) for a, b in zip(g, e))
     assert got[0][0].data_ptr() != got[1][0].data_ptr()  # every point owns its tensors
+
+
+def count_directions(monkeypatch) -> list[int]:
+    """Records the seed of every direction built from now on."""
+    from torchzero.core import directions
+    built: list[int] = []
+    original = directions.make_direction
+    monkeypatch.setattr(directions, "make_direction", lambda dist, seed, like: built.append(seed) or original(dist, seed, like))
+    return built
+
+
+def test_a_step_of_rfdm_builds_each_direction_once_with_an_evaluator(monkeypatch):
+    """The points of a step share the module's direction cache: the evaluator builds each direction
+    once and the gradient estimate reuses it; the cache is not pickled with a point."""
+    x = torch.zeros(5, requires_grad=True)
+    opt = tz.Optimizer([x], tz.m.RandomizedFDM(n_samples=3, seed=1), tz.m.LR(0.1))
+    ev = FunctionEvaluator(lambda xs: ((xs[0] - 1) ** 2).sum())
+    built = count_directions(monkeypatch)
+    opt.step(ev)
+    assert len(built) == 3 and len(set(built)) == 3
+    ref = torch.zeros(5, requires_grad=True)
+    ref_opt = tz.Optimizer([ref], tz.m.RandomizedFDM(n_samples=3, seed=1), tz.m.LR(0.1))
+    ref_opt.step(lambda backward=True: ((ref - 1) ** 2).sum())
+    assert torch.equal(x, ref)
+    pt = Perturbation([x], 1, 0.1, cache={(id(x), 1, "rademacher"): [x]})
+    assert pickle.loads(pickle.dumps(pt)).cache is None
 
 
 def test_evaluate_points_restores_parameters_and_keeps_order():

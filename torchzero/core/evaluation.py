@@ -16,7 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -44,23 +44,38 @@ class Perturbation:
     seed: int
     scale: float | list[float]
     distribution: str = "rademacher"
+    cache: dict | None = field(default=None, compare=False, repr=False)
+    """Directions already built, by :meth:`cache_key`, shared by the points of one step (the module
+    that made the points reads them back instead of rebuilding them; never sent anywhere)."""
 
-    def direction(self) -> list[torch.Tensor]:
-        """The unscaled direction (rebuilt from the seed)."""
-        from .directions import make_direction
-        return make_direction(self.distribution, self.seed, self.base)
+    def direction(self, cache: dict | None = None) -> list[torch.Tensor]:
+        """The unscaled direction (rebuilt from the seed, or taken from ``self.cache`` / ``cache``
+        where it was built before; do not modify it)."""
+        cache = self.cache if self.cache is not None else cache
+        if cache is None:
+            from .directions import make_direction
+            return make_direction(self.distribution, self.seed, self.base)
+        key = self.cache_key()
+        d = cache.get(key)
+        if d is None:
+            from .directions import make_direction
+            d = cache[key] = make_direction(self.distribution, self.seed, self.base)
+        return d
 
     def cache_key(self) -> tuple:
         """Identifies the direction (not the scale): points ``base +- h d`` share it."""
         return (id(self.base), self.seed, self.distribution)
 
     def materialize(self, direction: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
-        """``base + scale * direction`` as new tensors (``direction`` if given, else rebuilt)."""
-        d = self.direction() if direction is None else [t.clone() for t in direction]
+        """``base + scale * direction`` as new tensors (``direction`` if given, else :meth:`direction`)."""
+        d = self.direction() if direction is None else direction
         scale = self.scale
         if isinstance(scale, (list, tuple)):
-            return [di.mul_(s).add_(b) for b, di, s in zip(self.base, d, scale)]
-        return [di.mul_(scale).add_(b) for b, di in zip(self.base, d)]
+            return [torch.mul(di, s).add_(b) for b, di, s in zip(self.base, d, scale)]
+        return [torch.mul(di, scale).add_(b) for b, di in zip(self.base, d)]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "cache": None}
 
 
 Point = Sequence[torch.Tensor] | Perturbation
@@ -73,18 +88,8 @@ def materialize(point: Point) -> list[torch.Tensor]:
 def materialize_batch(points: Sequence[Point]) -> list[list[torch.Tensor]]:
     """Every point as tensors; perturbations that share a direction (``base + h d`` and
     ``base - h d``) build it once."""
-    directions: dict[tuple, list[torch.Tensor]] = {}
-    out = []
-    for pt in points:
-        if isinstance(pt, Perturbation):
-            key = pt.cache_key()
-            d = directions.get(key)
-            if d is None:
-                d = directions[key] = pt.direction()
-            out.append(pt.materialize(d))
-        else:
-            out.append(list(pt))
-    return out
+    local: dict[tuple, list[torch.Tensor]] = {}
+    return [pt.materialize(pt.direction(local)) if isinstance(pt, Perturbation) else list(pt) for pt in points]
 
 
 class BatchEvaluator(ABC):
@@ -207,14 +212,10 @@ def evaluate_points(closure: Callable, params: Sequence[torch.Tensor], points: S
     try:
         for point in points:
             with torch.no_grad():
-                if isinstance(point, Perturbation) and directions is not None:
-                    key = point.cache_key()
-                    d = directions.get(key)
-                    if d is None:
-                        d = directions[key] = point.direction()
-                    x = point.materialize(d)
+                if isinstance(point, Perturbation):
+                    x = point.materialize(point.direction(directions))
                 else:
-                    x = materialize(point)
+                    x = list(point)
                 for p, xi in zip(params, x):
                     p.copy_(xi)
             if backward:

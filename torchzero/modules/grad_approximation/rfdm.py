@@ -67,7 +67,7 @@ class _RandomizedEstimator(GradApproximator):
         for s in seeds:
             for o, _w in nonzero:
                 scale = o * hs[0] if uniform_h else [o * h for h in hs]
-                points.append(Perturbation(base, s, scale, distribution))
+                points.append(Perturbation(base, s, scale, distribution, cache=directions))
         values = self.evaluate(closure, params, points, directions)
         if need_f0:
             loss = values[0]
