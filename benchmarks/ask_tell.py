@@ -5,7 +5,10 @@ Rows (the objective is a cheap quadratic, so the figures measure the service, no
   * the floor and the ceiling, same run: round trips per second of a raw gRPC stream echoing a
     small message (no protobuf, no torch: the most any one-trial-per-round-trip client can do),
     and a study driven in process without gRPC (the session and optimizer alone);
-  * one client, one trial per ask, SPSA (2 points per step), embedded server and server process;
+  * one client, one trial per ask, SPSA (2 points per step), embedded server and server process:
+    strictly one round trip per evaluation (the tell and the next ask in one message), and with
+    ``prefetch=1`` + ``tell(wait=False)`` (the step's second trial is held by the client and the
+    two tells ride with the next ask: one round trip per step);
   * one client, batch asks of 16 (RandomizedFDM with 8 samples: 16 points per step);
   * 1 / 4 / 16 client processes sharing one study whose steps have 16 points (each process asks
     for its share), with a simulated evaluation cost (--eval-ms, default 1 ms);
@@ -48,15 +51,23 @@ def modules(kind: str):
 
 
 def tz_loop(address: str, study_name: str, batch: int, seconds: float, client_id: str | None = None,
-            eval_ms: float = 0.0, ready=None) -> int:
-    """Asks / evaluates / tells (tell and next ask in one round trip) for ``seconds``; returns evaluations."""
+            eval_ms: float = 0.0, ready=None, prefetch: int = 0) -> int:
+    """Asks / evaluates / tells for ``seconds``; returns evaluations. With ``prefetch`` one trial
+    per ask and unwaited tells; otherwise a tell and the next ask of ``batch`` in one round trip."""
     import tz_client
     client = tz_client.Client(address, client_id=client_id)
-    study = client.open_study(study_name)
+    study = client.open_study(study_name, prefetch=prefetch)
     if ready is not None:
         ready()
     n = 0
     end = time.perf_counter() + seconds
+    if prefetch:
+        while time.perf_counter() < end:
+            t = study.ask()
+            study.tell(t, objective(t.params), wait=False)
+            n += 1
+        client.close()  # sends the last tells
+        return n
     trials = study.ask(n=batch)
     while True:
         if eval_ms:
@@ -266,11 +277,14 @@ def main() -> None:
     try:
         for where, addr in (("embedded server", embedded.address), ("server process, loopback", address)):
             c = tz_client.Client(addr)
-            for kind, batch, label in (("spsa", 1, "1 trial per ask, SPSA"), ("rfdm", 16, "batch asks of 16, RFDM(8)")):
-                name = f"bench-{kind}-{batch}"
+            for kind, batch, prefetch, label in (
+                    ("spsa", 1, 0, "1 trial per ask, SPSA, a round trip per evaluation"),
+                    ("spsa", 1, 1, "1 trial per ask, SPSA, prefetch=1 + tell(wait=False)"),
+                    ("rfdm", 16, 0, "batch asks of 16, RFDM(8)")):
+                name = f"bench-{kind}-{batch}-{prefetch}"
                 c.create_study(name, x0, modules(kind), seed=0)
-                tz_loop(addr, name, batch, 0.3)  # warm up
-                n = tz_loop(addr, name, batch, seconds)
+                tz_loop(addr, name, batch, 0.3, prefetch=prefetch)  # warm up
+                n = tz_loop(addr, name, batch, seconds, prefetch=prefetch)
                 row(f"tz, {where}, 1 client, {label}", n / seconds)
             c.close()
 

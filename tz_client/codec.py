@@ -48,9 +48,10 @@ def parse_dtype(name: str, where: str = "tensor") -> torch.dtype:
 
 
 def parse_shape(shape: Sequence[int], where: str = "tensor") -> tuple[int, ...]:
-    if len(shape) > 32 or any(s < 0 for s in shape):
+    out = tuple(shape)
+    if len(out) > 32 or (out and min(out) < 0):
         raise CodecError(f"{where}: invalid shape {list(shape)}")
-    return tuple(int(s) for s in shape)
+    return out
 
 
 def nbytes(dtype: torch.dtype, shape: Sequence[int]) -> int:
@@ -109,7 +110,7 @@ def from_proto(msg: tpb.Tensor, where: str = "tensor", device: Any = None) -> to
     if len(data) != expected:
         raise CodecError(f"{where}: {len(data)} bytes of data for a {msg.dtype} tensor of shape {list(shape)} "
                          f"(expected {expected})")
-    t = torch.frombuffer(bytearray(data), dtype=dtype).reshape(shape) if expected else torch.empty(shape, dtype=dtype)
+    t = torch.frombuffer(bytearray(data), dtype=dtype).view(shape) if expected else torch.empty(shape, dtype=dtype)
     return t if device is None else t.to(device)
 
 
