@@ -48,10 +48,11 @@ class Study:
 
     * ``prefetch=k``: an ask also fetches up to ``k`` more trials, kept here and handed out by the
       next asks without a round trip. The server hands out extra trials only while no other
-      client is waiting for one, so a prefetching client does not starve the others.
+      client is waiting for one, so a prefetching client does not starve the others;
+      :meth:`close` (or closing the client) hands back the trials still held.
     * ``tell(..., wait=False)``: the tell is kept here and sent with the next call on the study
       that goes to the server (an ask that finds no prefetched trial, a tell, :meth:`flush`,
-      closing the client), in the same message. If the server refuses one of these tells, that
+      :meth:`close`, closing the client), in the same message. If the server refuses one of these tells, that
       call raises the refusal and is not made; the other tells are applied all the same.
       Until then the server does not know the result: if this process dies, the trial is handed
       out again after the study's ``ask_timeout``.
@@ -75,6 +76,7 @@ class Study:
         self._held: deque[Trial] = deque()  # prefetched trials, handed out by the next asks
         self._unsent: list[pb.TellItem] = []  # tells made with wait=False, sent with the next call
         self._unsent_lock = threading.Lock()
+        self._closing = False  # close() is registered to run when the client closes
 
     # -- helpers ---------------------------------------------------------------------------------
     def _trial(self, m: pb.Trial) -> Trial:
@@ -88,7 +90,6 @@ class Study:
         with self._unsent_lock:
             unsent, self._unsent = self._unsent, []
         if unsent:
-            self._conn.forget_on_close(self.flush)
             own = list(request.items)
             del request.items[:]
             request.items.extend(unsent + own)
@@ -131,8 +132,15 @@ class Study:
         """The first ``n`` trials of a reply; the rest are held for the next asks."""
         held = {t.id for t in self._held}
         trials = [self._trial(t) for t in rep.trials if t.id not in held]  # (a resumed ask repeats them)
-        self._held.extend(trials[n:])
+        if len(trials) > n:
+            self._held.extend(trials[n:])
+            self._close_with_client()
         return trials[:n]
+
+    def _close_with_client(self) -> None:
+        if not self._closing:
+            self._closing = True
+            self._conn.on_close(self.close)
 
     def _take_held(self, n: int) -> list[Trial]:
         out: list[Trial] = []
@@ -185,9 +193,8 @@ class Study:
         request = self._tell_request(trial_or_id, loss, grad)
         if not wait:
             with self._unsent_lock:
-                if not self._unsent:  # closing the client sends them
-                    self._conn.on_close(self.flush)
                 self._unsent.extend(request.items)
+            self._close_with_client()
             return None
         rep = self._send(request)
         return rep.accepted, rep.ignored
@@ -196,6 +203,17 @@ class Study:
         """Sends the tells made with ``wait=False`` (raising if the server refuses one)."""
         if self._unsent:
             self._send(pb.TellRequest(session=self.name, client_id=self.client.client_id))
+
+    def close(self) -> None:
+        """Sends the tells made with ``wait=False`` and hands back the prefetched trials not
+        handed out yet (others may have them at once). Closing the client does this too; the
+        study can still be used afterwards."""
+        release = [t.id for t in self._take_held(len(self._held))]
+        if self._closing:
+            self._closing = False
+            self._conn.forget_on_close(self.close)
+        if self._unsent or release:
+            self._send(pb.TellRequest(session=self.name, client_id=self.client.client_id, release=release))
 
     def _tell_request(self, trial_or_id: Any, loss: Any, grad: Any) -> pb.TellRequest:
         if isinstance(trial_or_id, (list, tuple)):

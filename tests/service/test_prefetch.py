@@ -143,3 +143,18 @@ def test_prefetch_must_not_be_negative():
     with tz_server.serve() as srv, tz_client.Client(srv.address) as c:
         with pytest.raises(ValueError, match="prefetch"):
             c.create_study("s", torch.zeros(3), spsa(), prefetch=-1)
+
+
+def test_closing_hands_back_prefetched_trials_to_other_clients():
+    with tz_server.serve(ask_timeout=600.0) as srv:
+        a = tz_client.Client(srv.address, client_id="a")
+        study = a.create_study("s", torch.zeros(3), [tz.m.RandomizedFDM(n_samples=2), tz.m.LR(1e-2)], seed=0,
+                               prefetch=3)
+        first = study.ask()
+        held = [t.id for t in study._held]
+        assert len(held) == 3
+        a.close()  # hands back the three held trials; "first" stays with a until its deadline
+        with tz_client.Client(srv.address, client_id="b") as b:
+            got = b.open_study("s").ask(n=4, wait=0.0)
+            assert [t.id for t in got] == held
+            assert first.id not in [t.id for t in got]

@@ -103,6 +103,18 @@ class AskBook:
             a.deadline = now + timeout
         return out
 
+    def release(self, client_id: str, ids: list[str]) -> int:
+        """Hands back open asks ``client_id`` holds (first in line for the next ``hand_out``)."""
+        n = 0
+        for tid in reversed(ids):
+            a = self.pending.get(tid)
+            if a is not None and not a.done and a.holder == client_id:
+                a.holder = None  # (a held ask is never in ``fresh``)
+                a.deadline = 0.0
+                self.fresh.appendleft(a)
+                n += 1
+        return n
+
     def next_deadline(self) -> float | None:
         """When the earliest handed-out open ask expires (None if there is none)."""
         ds = [a.deadline for a in self.pending.values() if not a.done and a.holder is not None]

@@ -234,6 +234,14 @@ class StudySession(Session):
                     self._waiting -= 1
             return pb.AskReply(trials=[a.proto for a in asks], step=self.book.step, finished=self.finished)
 
+    def release(self, client_id: str, ids: Sequence[str]) -> int:
+        """Hands back trials ``client_id`` held but will not evaluate; returns how many were open."""
+        with self.cond:
+            n = self.book.release(client_id, list(ids))
+            if n:
+                self.cond.notify_all()  # askers: trials are available
+        return n
+
     def _decode(self, item: pb.TellItem) -> Answer:
         where = f"tell {item.id!r}"
         try:

@@ -202,16 +202,18 @@ class TellItem(_message.Message):
     def __init__(self, id: _Optional[str] = ..., loss: _Optional[_Union[_tensor_pb2.Loss, _Mapping]] = ..., grads: _Optional[_Iterable[_Union[_tensor_pb2.Tensor, _Mapping]]] = ...) -> None: ...
 
 class TellRequest(_message.Message):
-    __slots__ = ("session", "client_id", "items", "then_ask")
+    __slots__ = ("session", "client_id", "items", "then_ask", "release")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     THEN_ASK_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
     session: str
     client_id: str
     items: _containers.RepeatedCompositeFieldContainer[TellItem]
     then_ask: AskRequest
-    def __init__(self, session: _Optional[str] = ..., client_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[TellItem, _Mapping]]] = ..., then_ask: _Optional[_Union[AskRequest, _Mapping]] = ...) -> None: ...
+    release: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, session: _Optional[str] = ..., client_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[TellItem, _Mapping]]] = ..., then_ask: _Optional[_Union[AskRequest, _Mapping]] = ..., release: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TellReply(_message.Message):
     __slots__ = ("accepted", "ignored", "asked")
