@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import torchzero as tz
+from closures import run_steps
 from torchzero.core.objective import Objective
 from torchzero.modules.curvature.adahessian import block_average
 from torchzero.modules.curvature.hutchinson import hutchinson, random_vectors
@@ -27,22 +28,6 @@ def _diag_quadratic():
     h = torch.tensor([1.0, 4.0, 0.5, 10.0], dtype=DT)
     x = torch.tensor([1.0, -2.0, 3.0, 0.5], dtype=DT, requires_grad=True)
     return x, h, (lambda: 0.5 * (h * x * x).sum())
-
-
-def _run(opt, f, steps: int, counter: list | None = None) -> list[float]:
-    losses = []
-
-    def closure(backward: bool = True):
-        if counter is not None:
-            counter.append(backward)
-        loss = f()
-        if backward:
-            opt.zero_grad()
-            loss.backward()
-        return loss
-    for _ in range(steps):
-        losses.append(float(opt.step(closure).detach()))
-    return losses
 
 
 def _closure_for(x, f):
@@ -110,7 +95,7 @@ def test_adahessian_is_newton_on_diagonal_quadratic():
     # beta1 = beta2 = 0, rademacher zHz: D = diag(H) exactly and the step is g / |diag H| = x
     x, h, f = _diag_quadratic()
     opt = tz.Optimizer([x], tz.m.AdaHessian(beta1=0.0, beta2=0.0, averaging=False, eps=0.0, seed=0), tz.m.LR(1.0))
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     assert torch.allclose(x.detach(), torch.zeros(4, dtype=DT), atol=1e-12)
 
 
@@ -118,7 +103,7 @@ def test_adahessian_debias_and_power():
     x, h, f = _diag_quadratic()
     x0 = x.detach().clone()
     opt = tz.Optimizer([x], tz.m.AdaHessian(averaging=False, eps=0.0, hessian_power=0.5, seed=0), tz.m.LR(1.0))
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     # debiased first step: m_hat = g, sqrt(v_hat) = |h|; power 0.5: g / |h|^0.5
     assert torch.allclose(x0 - x.detach(), h * x0 / h.sqrt())
 
@@ -128,7 +113,7 @@ def test_adahessian_converges_and_seed_reproducible():
     for _ in range(2):
         x, A, b, f = _dense_quadratic()
         opt = tz.Optimizer([x], tz.m.AdaHessian(seed=5), tz.m.LR(0.1))
-        losses = _run(opt, f, 60)
+        losses = run_steps(opt, f, 60)
         trajs.append(x.detach().clone())
     assert losses[-1] < losses[0] - 0.5 * abs(losses[0])
     assert torch.equal(trajs[0], trajs[1])
@@ -140,7 +125,7 @@ def test_adahessian_update_freq_saves_hvps():
         x, A, b, f = _dense_quadratic()
         counter: list = []
         opt = tz.Optimizer([x], tz.m.AdaHessian(update_freq=freq, seed=0, hvp_method="fd_forward"), tz.m.LR(0.1))
-        _run(opt, f, 6, counter)
+        run_steps(opt, f, 6, counter)
         calls[freq] = len(counter)
     # fd_forward: one extra gradient per estimate; steps without an estimate only need the gradient
     assert calls[1] == 6 * 2 and calls[3] == 6 + 2
@@ -151,7 +136,7 @@ def test_adahessian_inner_and_tfms_do_something():
     for kw in [{}, dict(inner=tz.m.NAG(0.9)), dict(exp_avg_tfm=tz.m.Sign()), dict(D_exp_avg_sq_tfm=tz.m.Mul(4.0))]:
         x, A, b, f = _dense_quadratic()
         opt = tz.Optimizer([x], tz.m.AdaHessian(beta1=0.0 if "inner" in kw else 0.9, seed=0, **kw), tz.m.LR(0.1))
-        _run(opt, f, 3)
+        run_steps(opt, f, 3)
         results.append(x.detach().clone())
     for r in results[1:]:
         assert not torch.allclose(r, results[0])
@@ -162,7 +147,7 @@ def test_hessian_methods_agree():
     for method in ("autograd", "batched_autograd", "fd_central"):
         x, A, b, f = _dense_quadratic()
         opt = tz.Optimizer([x], tz.m.AdaHessian(seed=0, hvp_method=method), tz.m.LR(0.1))
-        _run(opt, f, 3)
+        run_steps(opt, f, 3)
         outs.append(x.detach().clone())
     assert torch.equal(outs[0], outs[1])
     assert torch.allclose(outs[0], outs[2], atol=1e-6)
@@ -185,7 +170,7 @@ def test_sophia_first_step_and_clip():
     x0 = x.detach().clone()
     opt = tz.Optimizer([x], tz.m.SophiaH(beta1=0.5, beta2=0.5, debias=True, clip=2.0, precond_scale=0.5, seed=0,
                                          distribution="rademacher"), tz.m.LR(1.0))
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     g = h * x0
     expected = (g / (0.5 * h)).clamp(-2.0, 2.0)  # debiased: m = g, D = diag(H)
     assert torch.allclose(x0 - x.detach(), expected)
@@ -197,7 +182,7 @@ def test_sophia_eps_floors_negative_curvature():
     x0 = x.detach().clone()
     opt = tz.Optimizer([x], tz.m.SophiaH(beta1=0.0, beta2=0.0, eps=1e-2, clip=1e9, distribution="rademacher", seed=0),
                        tz.m.LR(1.0))
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     g = -x0 + 4 * x0 ** 3
     assert torch.allclose(x0 - x.detach(), g / 1e-2)
 
@@ -206,7 +191,7 @@ def test_sophia_update_freq_and_convergence():
     x, A, b, f = _dense_quadratic()
     counter: list = []
     opt = tz.Optimizer([x], tz.m.SophiaH(seed=0, hvp_method="fd_central"), tz.m.LR(0.05))
-    losses = _run(opt, f, 40, counter)
+    losses = run_steps(opt, f, 40, counter)
     assert len(counter) == 40 + 2 * 4  # 4 estimates (steps 0, 10, 20, 30), two gradients each
     assert losses[-1] < losses[0]
     assert min(losses) < -0.5 * abs(losses[0])
@@ -217,7 +202,7 @@ def test_sophia_tfms_do_something():
     for kw in [{}, dict(exp_avg_tfm=tz.m.Sign()), dict(D_exp_avg_tfm=tz.m.Mul(3.0)), dict(inner=tz.m.Mul(0.5))]:
         x, A, b, f = _dense_quadratic()
         opt = tz.Optimizer([x], tz.m.SophiaH(seed=0, update_freq=1, clip=100.0, **kw), tz.m.LR(0.1))
-        _run(opt, f, 2)
+        run_steps(opt, f, 2)
         outs.append(x.detach().clone())
     for o in outs[1:]:
         assert not torch.allclose(o, outs[0])
@@ -230,7 +215,7 @@ def test_esgd_average_of_squared_products():
     opt = tz.Optimizer([x], tz.m.ESGD(damping=0.0, update_freq=1, distribution="rademacher", seed=0), tz.m.LR(0.5))
     for _ in range(3):
         x_prev = x.detach().clone()
-        _run(opt, f, 1)
+        run_steps(opt, f, 1)
         assert torch.allclose(x_prev - x.detach(), 0.5 * h * x_prev / h)
 
 
@@ -240,20 +225,20 @@ def test_esgd_beta_debias():
                        tz.m.LR(0.5))
     for _ in range(3):
         x_prev = x.detach().clone()
-        _run(opt, f, 1)
+        run_steps(opt, f, 1)
         assert torch.allclose(x_prev - x.detach(), 0.5 * x_prev)
     x, h, f = _diag_quadratic()
     x0 = x.detach().clone()
     opt = tz.Optimizer([x], tz.m.ESGD(damping=0.0, distribution="rademacher", seed=0, beta=0.9, beta_debias=False),
                        tz.m.LR(0.5))
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     assert torch.allclose(x0 - x.detach(), 0.5 * h * x0 / (math.sqrt(0.1) * h))
 
 
 def test_esgd_inner_and_convergence():
     x, A, b, f = _dense_quadratic()
     opt = tz.Optimizer([x], tz.m.ESGD(seed=0, inner=tz.m.HeavyBall(0.5), Hz_sq_acc_tfm=tz.m.Mul(1.0)), tz.m.LR(0.3))
-    losses = _run(opt, f, 60)
+    losses = run_steps(opt, f, 60)
     assert losses[-1] < losses[0] - 0.5 * abs(losses[0])
 
 

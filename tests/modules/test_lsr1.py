@@ -1,44 +1,11 @@
 """L-SR1: the limited-memory SR1 matrix, get_H, options, convergence."""
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
 import torchzero as tz
-from torchzero.core.module import Module
-
-
-def quad(n=6, cond=100.0, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    q, _ = torch.linalg.qr(torch.randn(n, n, dtype=torch.float64, generator=g))
-    A = q @ torch.diag(torch.logspace(0, math.log10(cond), n, dtype=torch.float64)) @ q.T
-    b = torch.randn(n, dtype=torch.float64, generator=g)
-    return A, b
-
-
-def run(mods, A, b, steps, closure=True):
-    n = b.numel()
-    x = torch.linspace(-1, 1, n, dtype=torch.float64).requires_grad_(True)
-    opt = tz.Optimizer([x], *mods)
-
-    def cl(backward=True):
-        loss = 0.5 * x @ A @ x - b @ x
-        if backward:
-            opt.zero_grad()
-            loss.backward()
-        return loss
-    traj = []
-    for _ in range(steps):
-        if closure:
-            opt.step(cl)
-        else:
-            opt.zero_grad()
-            cl(False).backward()
-            opt.step()
-        traj.append(x.detach().clone())
-    return traj, opt
+from closures import ExactQuadraticStep, rosenbrock_problem, run_quadratic, run_steps, spd_quadratic
 
 
 def dense_sr1(S, Y):
@@ -52,22 +19,10 @@ def dense_sr1(S, Y):
     return H
 
 
-class ExactQuadraticStep(Module):
-    def __init__(self, A):
-        super().__init__()
-        self.A = A
-
-    def apply(self, objective):
-        u = objective.get_updates()[0]
-        g = objective.get_grads()[0]
-        objective.set_updates([u * ((g @ u) / (u @ self.A @ u))])
-        return objective
-
-
 def test_matches_dense_sr1_and_get_H():
-    A, b = quad(6)
+    A, b = spd_quadratic(6)
     m = tz.m.LSR1(history_size=3)
-    traj, opt = run([m, tz.m.LR(0.05)], A, b, 6)
+    traj, opt = run_quadratic([m, tz.m.LR(0.05)], A, b, 6)
     gs = m.global_state
     S, Y = gs["s_history"], gs["y_history"]
     assert len(S) == 3
@@ -89,31 +44,22 @@ def test_get_H_before_first_step_is_none():
 def test_quadratic_termination_with_exact_line_search():
     # SR1 with exact line searches on a quadratic: H = A^-1 after n independent steps
     n = 6
-    A, b = quad(n)
+    A, b = spd_quadratic(n)
     xs = torch.linalg.solve(A, b)
-    traj, _ = run([tz.m.LSR1(history_size=n), ExactQuadraticStep(A)], A, b, n + 1)
+    traj, _ = run_quadratic([tz.m.LSR1(history_size=n), ExactQuadraticStep(A)], A, b, n + 1)
     assert float((traj[-1] - xs).norm() / xs.norm()) < 1e-8
 
 
 def test_rosenbrock_with_line_search():
-    x = torch.tensor([-1.1, 2.5], dtype=torch.float64, requires_grad=True)
-    opt = tz.Optimizer([x], tz.m.LSR1(), tz.m.StrongWolfe(c2=0.1, fallback=True))
-
-    def cl(backward=True):
-        loss = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
-        if backward:
-            opt.zero_grad()
-            loss.backward()
-        return loss
-    for _ in range(100):
-        opt.step(cl)
-    assert float(cl(False).detach()) < 1e-6
+    x, f = rosenbrock_problem()
+    run_steps(tz.Optimizer([x], tz.m.LSR1(), tz.m.StrongWolfe(c2=0.1, fallback=True)), f, 100)
+    assert float(f().detach()) < 1e-6
 
 
 def test_scale_first():
-    A, b = quad(4)
-    a, _ = run([tz.m.LSR1(scale_first=True), tz.m.LR(1.0)], A, b, 1)
-    c, _ = run([tz.m.LSR1(), tz.m.LR(1.0)], A, b, 1)
+    A, b = spd_quadratic(4)
+    a, _ = run_quadratic([tz.m.LSR1(scale_first=True), tz.m.LR(1.0)], A, b, 1)
+    c, _ = run_quadratic([tz.m.LSR1(), tz.m.LR(1.0)], A, b, 1)
     x0 = torch.linspace(-1, 1, 4, dtype=torch.float64)
     g = A @ x0 - b
     assert torch.allclose(a[0], x0 - g / g.abs().sum())
@@ -121,25 +67,25 @@ def test_scale_first():
 
 
 def test_history_size_and_ptol():
-    A, b = quad(5)
+    A, b = spd_quadratic(5)
     m = tz.m.LSR1(history_size=2)
-    run([m, tz.m.LR(0.05)], A, b, 6)
+    run_quadratic([m, tz.m.LR(0.05)], A, b, 6)
     assert len(m.global_state["s_history"]) == 2
     m = tz.m.LSR1(ptol=1e9)  # every step is smaller: no pair is ever stored
-    traj, _ = run([m, tz.m.LR(0.05)], A, b, 4)
+    traj, _ = run_quadratic([m, tz.m.LR(0.05)], A, b, 4)
     assert not m.global_state.get("s_history")
-    gd, _ = run([tz.m.LR(0.05)], A, b, 4)
+    gd, _ = run_quadratic([tz.m.LR(0.05)], A, b, 4)
     assert torch.allclose(traj[-1], gd[-1])
     m = tz.m.LSR1(gtol=1e9, gtol_restart=True)
-    run([m, tz.m.LR(0.05)], A, b, 4)
+    run_quadratic([m, tz.m.LR(0.05)], A, b, 4)
     assert not m.global_state.get("s_history")
 
 
 def test_damping_changes_pairs():
-    A, b = quad(5)
+    A, b = spd_quadratic(5)
     A = A * 0.01  # curvature below 0.2: Powell's damping (with B_0 = I) modifies the pairs
-    a, _ = run([tz.m.LSR1(damping="powell"), tz.m.LR(1.0)], A, b, 5)
-    c, _ = run([tz.m.LSR1(), tz.m.LR(1.0)], A, b, 5)
+    a, _ = run_quadratic([tz.m.LSR1(damping="powell"), tz.m.LR(1.0)], A, b, 5)
+    c, _ = run_quadratic([tz.m.LSR1(), tz.m.LR(1.0)], A, b, 5)
     assert all(torch.isfinite(t).all() for t in a)
     assert not torch.allclose(a[-1], c[-1])
     with pytest.raises(ValueError, match="damping"):
@@ -147,8 +93,8 @@ def test_damping_changes_pairs():
 
 
 def test_closure_counts_and_no_closure():
-    A, b = quad(5)
-    a, opt = run([tz.m.LSR1(), tz.m.LR(0.05)], A, b, 5)
+    A, b = spd_quadratic(5)
+    a, opt = run_quadratic([tz.m.LSR1(), tz.m.LR(0.05)], A, b, 5)
     assert opt.num_evaluations == 5
-    c, _ = run([tz.m.LSR1(), tz.m.LR(0.05)], A, b, 5, closure=False)
+    c, _ = run_quadratic([tz.m.LSR1(), tz.m.LR(0.05)], A, b, 5, closure=False)
     assert all(torch.equal(x, y) for x, y in zip(a, c))

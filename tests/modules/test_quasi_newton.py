@@ -7,38 +7,10 @@ import pytest
 import torch
 
 import torchzero as tz
+from closures import quadratic_problem, rosenbrock_problem, run_steps
 from torchzero.linalg import BlockDiagonal, Dense, DenseInverse, Diagonal
 
 DT = torch.float64
-
-
-def _quadratic(n: int = 8, cond: float = 30.0, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=DT))
-    A = q @ torch.diag(torch.logspace(0, math.log10(cond), n, dtype=DT)) @ q.T
-    b = torch.randn(n, generator=g, dtype=DT)
-    x = torch.zeros(n, dtype=DT, requires_grad=True)
-    return x, A, b, (lambda: 0.5 * x @ A @ x - b @ x)
-
-
-def _rosenbrock():
-    x = torch.tensor([-1.1, 2.5], dtype=DT, requires_grad=True)
-    return x, lambda: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
-
-
-def _run(opt: torch.optim.Optimizer, f, steps: int) -> list[float]:
-    losses = []
-
-    def closure(backward: bool = True):
-        loss = f()
-        if backward:
-            opt.zero_grad()
-            loss.backward()
-        return loss
-
-    for _ in range(steps):
-        losses.append(float(opt.step(closure).detach()))
-    return losses
 
 
 def _rand_problem(n: int = 6, seed: int = 0):
@@ -107,12 +79,12 @@ def test_projected_newton_raphson_annihilates_y() -> None:
 
 
 def test_bfgs_unit_step_converges_superlinearly_on_quadratic() -> None:
-    x, A, b, f = _quadratic()
+    x, A, b, f = quadratic_problem(8, cond=30.0)
     xstar = torch.linalg.solve(A, b)
     opt = tz.Optimizer([x], tz.m.BFGS(), tz.m.StepSize(1.0))
     errs = []
     for _ in range(25):
-        _run(opt, f, 1)
+        run_steps(opt, f, 1)
         errs.append(float((x.detach() - xstar).norm()))
     assert errs[-1] < 1e-8
     # superlinear: the error ratio goes to zero
@@ -125,10 +97,10 @@ def test_bfgs_unit_step_converges_superlinearly_on_quadratic() -> None:
     ("McCormick", {}), ("Pearson", {}), ("Greenstadt2", {}),
 ])
 def test_converges_on_ill_conditioned_quadratic(name: str, kwargs: dict) -> None:
-    x, A, b, f = _quadratic(n=6, cond=1e3, seed=1)
+    x, A, b, f = quadratic_problem(6, cond=1e3, seed=1)
     opt = tz.Optimizer([x], getattr(tz.m, name)(**kwargs), tz.m.StepSize(0.5))
     fstar = float(-0.5 * b @ torch.linalg.solve(A, b))
-    losses = _run(opt, f, 80)
+    losses = run_steps(opt, f, 80)
     assert losses[-1] - fstar < 1e-6 * max(1.0, abs(fstar)), (losses[0], losses[-1], fstar)
 
 
@@ -138,7 +110,7 @@ def test_converges_on_ill_conditioned_quadratic(name: str, kwargs: dict) -> None
 ])
 def test_get_H_is_consistent_with_the_step(name: str, kwargs: dict, kind: type) -> None:
     """The step of every iteration solves ``B d = g`` with the operator ``get_H`` returns after it."""
-    x, A, b, f = _quadratic(n=5)
+    x, A, b, f = quadratic_problem(5, cond=30.0)
     m = getattr(tz.m, name)(**kwargs)
     opt = tz.Optimizer([x], m, tz.m.StepSize(1.0))
     for _ in range(4):
@@ -146,7 +118,7 @@ def test_get_H_is_consistent_with_the_step(name: str, kwargs: dict, kind: type) 
         opt.zero_grad()
         f().backward()
         g = x.grad.detach().clone()
-        _run(opt, f, 1)
+        run_steps(opt, f, 1)
         d = x0 - x.detach()
         H = m.get_H()
         assert isinstance(H, kind) and H.size() == 5
@@ -155,10 +127,10 @@ def test_get_H_is_consistent_with_the_step(name: str, kwargs: dict, kind: type) 
 
 
 def test_get_H_matches_the_preconditioner() -> None:
-    x, A, b, f = _quadratic(n=5)
+    x, A, b, f = quadratic_problem(5, cond=30.0)
     m = tz.m.BFGS()
     opt = tz.Optimizer([x], m, tz.m.StepSize(1.0))
-    _run(opt, f, 3)
+    run_steps(opt, f, 3)
     H = m.get_H()
     # the next step's preconditioner is the state after the update of that step: recompute it by hand
     st = m.state[m._fake_params["__concat"][0]]
@@ -172,7 +144,7 @@ def test_get_H_per_parameter_is_block_diagonal() -> None:
     m = tz.m.DFP(concat_params=False)
     opt = tz.Optimizer([a, c], m, tz.m.StepSize(0.1))
     assert m.get_H() is None
-    _run(opt, lambda: (a ** 2).sum() + 3 * (c ** 2).sum() + (a.sum() * c.sum()) ** 2, 4)
+    run_steps(opt, lambda: (a ** 2).sum() + 3 * (c ** 2).sum() + (a.sum() * c.sum()) ** 2, 4)
     H = m.get_H()
     assert isinstance(H, BlockDiagonal) and H.size() == 3
     dense = H.to_tensor()
@@ -181,15 +153,15 @@ def test_get_H_per_parameter_is_block_diagonal() -> None:
 
 def test_sr1_auto_first_update_is_skipped() -> None:
     """Reference bug: with init_scale='auto' the first SR1 denominator is rounding noise and the step explodes."""
-    x, A, b, f = _quadratic(n=10, cond=100)
+    x, A, b, f = quadratic_problem(10, cond=100)
     m = tz.m.SR1()
     opt = tz.Optimizer([x], m, tz.m.StepSize(0.5))
-    _run(opt, f, 2)
+    run_steps(opt, f, 2)
     H = m.state[m._fake_params["__concat"][0]]["H"]
     # the first update was skipped: H is the auto-scaled identity
     torch.testing.assert_close(H, H[0, 0] * torch.eye(10, dtype=DT))
     assert float(x.detach().abs().max()) < 10
-    losses = _run(opt, f, 40)
+    losses = run_steps(opt, f, 40)
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
 
 
@@ -214,65 +186,65 @@ def test_bad_arguments() -> None:
 
 
 def test_init_scale_sets_the_first_step() -> None:
-    x, A, b, f = _quadratic(n=4)
+    x, A, b, f = quadratic_problem(4, cond=30.0)
     opt = tz.Optimizer([x], tz.m.BFGS(init_scale=4.0), tz.m.StepSize(1.0))
     opt.zero_grad()
     f().backward()
     g = x.grad.detach().clone()
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     torch.testing.assert_close(x.detach(), -g / 4)
 
 
 def test_scale_first_divides_by_l1_norm() -> None:
-    x, A, b, f = _quadratic(n=4)
+    x, A, b, f = quadratic_problem(4, cond=30.0)
     x.data.fill_(3.0)
     opt = tz.Optimizer([x], tz.m.BFGS(scale_first=True), tz.m.StepSize(1.0))
     opt.zero_grad()
     f().backward()
     g = x.grad.detach().clone()
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     torch.testing.assert_close(x.detach(), 3.0 - g / g.abs().sum())
 
 
 def test_restart_interval_resets_to_scaled_identity() -> None:
-    x, A, b, f = _quadratic(n=6)
+    x, A, b, f = quadratic_problem(6, cond=30.0)
     m = tz.m.BFGS(restart_interval=3)
     opt = tz.Optimizer([x], m, tz.m.StepSize(0.5))
-    _run(opt, f, 3)
+    run_steps(opt, f, 3)
     H = m.state[m._fake_params["__concat"][0]]["H"]
     torch.testing.assert_close(H, H[0, 0] * torch.eye(6, dtype=DT))
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     H = m.state[m._fake_params["__concat"][0]]["H"]
     assert not torch.allclose(H, H[0, 0] * torch.eye(6, dtype=DT))
 
 
 def test_update_freq_and_beta_change_the_trajectory() -> None:
     def traj(**kw):
-        x, A, b, f = _quadratic(n=6)
+        x, A, b, f = quadratic_problem(6, cond=30.0)
         opt = tz.Optimizer([x], tz.m.BFGS(**kw), tz.m.StepSize(0.5))
-        _run(opt, f, 6)
+        run_steps(opt, f, 6)
         return x.detach().clone()
     base = traj()
     for kw in [{"update_freq": 2}, {"beta": 0.5}, {"ptol": 10.0}, {"gtol": 10.0}, {"tol": 1e3}]:
         assert not torch.allclose(traj(**kw), base), kw
     # skipping every update leaves plain gradient descent
-    x, A, b, f = _quadratic(n=6)
+    x, A, b, f = quadratic_problem(6, cond=30.0)
     opt = tz.Optimizer([x], tz.m.BFGS(gtol=1e9), tz.m.StepSize(0.01))
-    _run(opt, f, 3)
-    x2, *_rest, f2 = _quadratic(n=6)
+    run_steps(opt, f, 3)
+    x2, *_rest, f2 = quadratic_problem(6, cond=30.0)
     opt2 = tz.Optimizer([x2], tz.m.StepSize(0.01))
-    _run(opt2, f2, 3)
+    run_steps(opt2, f2, 3)
     torch.testing.assert_close(x.detach(), x2.detach())
 
 
 def test_inner_output_is_preconditioned() -> None:
-    x, A, b, f = _quadratic(n=4)
+    x, A, b, f = quadratic_problem(4, cond=30.0)
     m = tz.m.BFGS(init_scale=2.0, inner=tz.m.StepSize(3.0))
     opt = tz.Optimizer([x], m, tz.m.StepSize(1.0))
     opt.zero_grad()
     f().backward()
     g = x.grad.detach().clone()
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     torch.testing.assert_close(x.detach(), -3 * g / 2)
 
 
@@ -283,17 +255,17 @@ def _has(*names: str) -> bool:
 @pytest.mark.skipif(not _has("Backtracking"), reason="line searches are not implemented yet")
 @pytest.mark.parametrize("name, steps", [("BFGS", 100), ("Horisho", 150), ("FletcherVMM", 100)])
 def test_rosenbrock_with_backtracking(name: str, steps: int) -> None:
-    x, f = _rosenbrock()
+    x, f = rosenbrock_problem()
     opt = tz.Optimizer([x], getattr(tz.m, name)(), tz.m.Backtracking())
-    losses = _run(opt, f, steps)
+    losses = run_steps(opt, f, steps)
     assert losses[-1] < 1e-6, losses[-1]
 
 
 @pytest.mark.skipif(not _has("StrongWolfe"), reason="line searches are not implemented yet")
 def test_bfgs_strong_wolfe_rosenbrock() -> None:
-    x, f = _rosenbrock()
+    x, f = rosenbrock_problem()
     opt = tz.Optimizer([x], tz.m.BFGS(), tz.m.StrongWolfe())
-    losses = _run(opt, f, 60)
+    losses = run_steps(opt, f, 60)
     assert losses[-1] < 1e-10, losses[-1]
 
 
@@ -337,7 +309,7 @@ def test_diagonal_methods_converge_on_a_separable_quadratic() -> None:
         a = torch.tensor([1.0, 3.0, 10.0, 0.5, 2.0], dtype=DT)
         f = lambda: 0.5 * (a * (x - 1) ** 2).sum()  # noqa: E731
         opt = tz.Optimizer([x], getattr(tz.m, name)(), tz.m.StepSize(0.5))
-        losses = _run(opt, f, 60)
+        losses = run_steps(opt, f, 60)
         if name == "NewDQN":  # its diagonal only grows while s^T y > 0: steady but slow progress
             assert losses[-1] < 0.25 * losses[0], losses[-1]
         else:
@@ -350,7 +322,7 @@ def test_diagonal_get_H_and_bounds() -> None:
     f = lambda: 0.5 * (a * (x - 1) ** 2).sum()  # noqa: E731
     m = tz.m.DNRTR(lb=0.9, ub=50.0)
     opt = tz.Optimizer([x], m, tz.m.StepSize(0.01))
-    _run(opt, f, 3)
+    run_steps(opt, f, 3)
     H = m.get_H()
     assert isinstance(H, Diagonal)
     b = m.state[m._fake_params["__concat"][0]]["B"]
@@ -361,23 +333,23 @@ def test_diagonal_get_H_and_bounds() -> None:
     opt.zero_grad()
     f().backward()
     gr = x.grad.detach().clone()
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     torch.testing.assert_close((x0 - x.detach()) / 0.01, m.get_H().solve(gr))
     with pytest.raises(ValueError, match="lb"):
         tz.m.DNRTR(lb=2.0, ub=1.0)
     # inverse diagonal methods give the reciprocal of the kept vector
     m2 = tz.m.DiagonalBFGS()
     opt2 = tz.Optimizer([x], m2, tz.m.StepSize(0.01))
-    _run(opt2, f, 3)
+    run_steps(opt2, f, 3)
     h = m2.state[m2._fake_params["__concat"][0]]["H"]
     torch.testing.assert_close(m2.get_H().diagonal(), 1 / h)
 
 
 def test_diagonal_sr1_auto_first_update_is_skipped() -> None:
-    x, A, b, f = _quadratic(n=10, cond=100)
+    x, A, b, f = quadratic_problem(10, cond=100)
     m = tz.m.DiagonalSR1()
     opt = tz.Optimizer([x], m, tz.m.StepSize(0.05))
-    _run(opt, f, 2)
+    run_steps(opt, f, 2)
     h = m.state[m._fake_params["__concat"][0]]["H"]
     torch.testing.assert_close(h, h[0].expand_as(h))
     assert float(x.detach().abs().max()) < 10
@@ -386,9 +358,9 @@ def test_diagonal_sr1_auto_first_update_is_skipped() -> None:
 # ---------------------------------------------------------------------- GradientCorrection
 def test_gradient_correction_is_exact_on_a_quadratic_line() -> None:
     """On a quadratic the corrected gradient is the gradient at the line minimiser along the last step."""
-    x, A, b, f = _quadratic(n=5)
+    x, A, b, f = quadratic_problem(5, cond=30.0)
     opt = tz.Optimizer([x], tz.m.GradientCorrection(), tz.m.StepSize(0.02))
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     x0 = x.detach().clone()
     x_prev = torch.zeros(5, dtype=DT)
     s = x0 - x_prev
@@ -396,21 +368,21 @@ def test_gradient_correction_is_exact_on_a_quadratic_line() -> None:
     g_prev = A @ x_prev - b
     t = -(s @ g_prev) / (s @ A @ s)
     expected = A @ (x_prev + t * s) - b
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     torch.testing.assert_close((x0 - x.detach()) / 0.02, expected)
     assert abs(float(expected @ s)) < 1e-10
 
 
 def test_gradient_correction_first_step_passes_gradient() -> None:
-    x, A, b, f = _quadratic(n=5)
+    x, A, b, f = quadratic_problem(5, cond=30.0)
     opt = tz.Optimizer([x], tz.m.GradientCorrection(), tz.m.StepSize(0.1))
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     torch.testing.assert_close(x.detach(), 0.1 * b)
 
 
 @pytest.mark.skipif(not _has("Backtracking"), reason="line searches are not implemented yet")
 def test_bfgs_with_gradient_correction_and_backtracking() -> None:
-    x, f = _rosenbrock()
+    x, f = rosenbrock_problem()
     opt = tz.Optimizer([x], tz.m.BFGS(inner=tz.m.GradientCorrection()), tz.m.Backtracking())
-    losses = _run(opt, f, 200)
+    losses = run_steps(opt, f, 200)
     assert losses[-1] < 1e-4, losses[-1]

@@ -7,6 +7,8 @@ import torch
 import torchzero as tz
 from torchzero.core.module import Module
 
+from closures import run_trajectory
+
 
 class Probe(Module):
     """Returns ``factor(k) * g`` (k = steps since its last reset) and records resets."""
@@ -35,25 +37,8 @@ class Probe(Module):
 
 
 def run(mods, steps, x0=(1.0, 0.5, 0.2), closure=True):
-    x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
-    opt = tz.Optimizer([x], *mods)
-
-    def cl(backward=True):
-        loss = 0.5 * (x ** 2).sum()
-        if backward:
-            opt.zero_grad()
-            loss.backward()
-        return loss
-    traj = []
-    for _ in range(steps):
-        if closure:
-            opt.step(cl)
-        else:
-            opt.zero_grad()
-            cl(False).backward()
-            opt.step()
-        traj.append(x.detach().clone())
-    return traj, opt
+    """Minimises ``0.5 |x|^2`` from ``x0``: ``(trajectory, optimizer)``."""
+    return run_trajectory(mods, lambda x: 0.5 * (x ** 2).sum(), torch.tensor(x0, dtype=torch.float64), steps, closure)
 
 
 # ------------------------------------------------------------------ RestartEvery

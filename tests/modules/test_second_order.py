@@ -8,43 +8,10 @@ import pytest
 import torch
 
 import torchzero as tz
+from closures import quadratic_problem, quartic_problem, rosenbrock_problem, run_steps
 from torchzero.linalg import Dense
 
 DT = torch.float64
-
-
-def _quadratic(n: int = 6, cond: float = 50.0, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=DT))
-    A = q @ torch.diag(torch.logspace(0, math.log10(cond), n, dtype=DT)) @ q.T
-    b = torch.randn(n, generator=g, dtype=DT)
-    x = torch.zeros(n, dtype=DT, requires_grad=True)
-    return x, A, b, (lambda: 0.5 * x @ A @ x - b @ x)
-
-
-def _rosenbrock():
-    x = torch.tensor([-1.1, 2.5], dtype=DT, requires_grad=True)
-    return x, lambda: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
-
-
-def _quartic():
-    x = torch.tensor([0.7, -0.4, 1.2], dtype=DT, requires_grad=True)
-    return x, lambda: (x ** 4).sum() / 4 + 0.1 * x[0] * x[1] * x[2] + torch.exp(0.3 * x[0]) + 0.5 * (x ** 2).sum()
-
-
-def _run(opt, f, steps: int) -> list[float]:
-    losses = []
-
-    def closure(backward: bool = True):
-        loss = f()
-        if backward:
-            opt.zero_grad()
-            loss.backward()
-        return loss
-
-    for _ in range(steps):
-        losses.append(float(opt.step(closure).detach()))
-    return losses
 
 
 def _grad_hess(f, x):
@@ -56,25 +23,25 @@ def _grad_hess(f, x):
 
 # ------------------------------------------------------------------------------------------ Newton
 def test_newton_quadratic_one_step():
-    x, A, b, f = _quadratic()
+    x, A, b, f = quadratic_problem(6, cond=50.0)
     opt = tz.Optimizer([x], tz.m.Newton())
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     torch.testing.assert_close(x.detach(), torch.linalg.solve(A, b))
 
 
 def test_newton_step_formula_with_damping():
-    x, f = _quartic()
+    x, f = quartic_problem()
     g, H = _grad_hess(f, x)
     expected = x.detach() - torch.linalg.solve(H + 0.5 * torch.eye(3, dtype=DT), g)
     opt = tz.Optimizer([x], tz.m.Newton(damping=0.5))
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     torch.testing.assert_close(x.detach(), expected)
 
 
 def test_newton_rosenbrock_converges():
-    x, f = _rosenbrock()
+    x, f = rosenbrock_problem()
     opt = tz.Optimizer([x], tz.m.Newton(), tz.m.Backtracking())
-    losses = _run(opt, f, 30)
+    losses = run_steps(opt, f, 30)
     assert losses[-1] < 1e-10
 
 
@@ -86,23 +53,23 @@ def test_newton_eigval_fn_descends_on_nonconvex():
     f0 = float(f().detach())
     plain = x.detach().clone()
     opt = tz.Optimizer([x], tz.m.Newton(eigval_fn=torch.abs))
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     assert float(f()) < f0
     x2 = plain.clone().requires_grad_(True)
     f2 = lambda: x2[0] ** 2 - x2[1] ** 2 + x2[1] ** 4
-    _run(tz.Optimizer([x2], tz.m.Newton()), f2, 1)
+    run_steps(tz.Optimizer([x2], tz.m.Newton()), f2, 1)
     assert float(f2()) > float(f())
 
 
 def test_newton_eigv_tol_and_truncate_drop_directions():
-    x, A, b, f = _quadratic(cond=1000.0)
+    x, A, b, f = quadratic_problem(6, cond=1000.0)
     L, Q = torch.linalg.eigh(A)
     opt = tz.Optimizer([x], tz.m.Newton(truncate=2))
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     Qk, Lk = Q[:, -2:], L[-2:]
     torch.testing.assert_close(x.detach(), Qk @ ((Qk.T @ b) / Lk))
-    x2, _, _, f2 = _quadratic(cond=1000.0)
-    _run(tz.Optimizer([x2], tz.m.Newton(eigv_tol=0.5)), f2, 1)
+    x2, _, _, f2 = quadratic_problem(6, cond=1000.0)
+    run_steps(tz.Optimizer([x2], tz.m.Newton(eigv_tol=0.5)), f2, 1)
     keep = L >= 0.5 * L.max()
     torch.testing.assert_close(x2.detach(), Q[:, keep] @ ((Q[:, keep].T @ b) / L[keep]))
 
@@ -111,39 +78,39 @@ def test_newton_use_lstsq_singular():
     # the Hessian of (x0 + x1)^2 is singular: least squares gives the minimum-norm step
     x = torch.tensor([1.0, 2.0], dtype=DT, requires_grad=True)
     f = lambda: (x[0] + x[1] - 1) ** 2
-    _run(tz.Optimizer([x], tz.m.Newton(use_lstsq=True)), f, 1)
+    run_steps(tz.Optimizer([x], tz.m.Newton(use_lstsq=True)), f, 1)
     assert torch.isfinite(x).all()
     assert abs(float(x.sum()) - 1) < 1e-10
 
 
 def test_newton_update_freq_reuses_hessian():
-    x, f = _quartic()
+    x, f = quartic_problem()
     opt = tz.Optimizer([x], tz.m.Newton(update_freq=3), tz.m.LR(0.5))
-    _run(opt, f, 3)
-    x2, f2 = _quartic()
+    run_steps(opt, f, 3)
+    x2, f2 = quartic_problem()
     opt2 = tz.Optimizer([x2], tz.m.Newton(), tz.m.LR(0.5))
-    _run(opt2, f2, 3)
+    run_steps(opt2, f2, 3)
     assert not torch.allclose(x.detach(), x2.detach())
     # the first step is the same
-    x3, f3 = _quartic()
-    x4, f4 = _quartic()
-    _run(tz.Optimizer([x3], tz.m.Newton(update_freq=3), tz.m.LR(0.5)), f3, 1)
-    _run(tz.Optimizer([x4], tz.m.Newton(), tz.m.LR(0.5)), f4, 1)
+    x3, f3 = quartic_problem()
+    x4, f4 = quartic_problem()
+    run_steps(tz.Optimizer([x3], tz.m.Newton(update_freq=3), tz.m.LR(0.5)), f3, 1)
+    run_steps(tz.Optimizer([x4], tz.m.Newton(), tz.m.LR(0.5)), f4, 1)
     torch.testing.assert_close(x3.detach(), x4.detach())
 
 
 def test_newton_precompute_inverse_same_steps():
-    x, f = _quartic()
-    x2, f2 = _quartic()
-    _run(tz.Optimizer([x], tz.m.Newton(precompute_inverse=True, update_freq=2), tz.m.LR(0.5)), f, 4)
-    _run(tz.Optimizer([x2], tz.m.Newton(precompute_inverse=False, update_freq=2), tz.m.LR(0.5)), f2, 4)
+    x, f = quartic_problem()
+    x2, f2 = quartic_problem()
+    run_steps(tz.Optimizer([x], tz.m.Newton(precompute_inverse=True, update_freq=2), tz.m.LR(0.5)), f, 4)
+    run_steps(tz.Optimizer([x2], tz.m.Newton(precompute_inverse=False, update_freq=2), tz.m.LR(0.5)), f2, 4)
     torch.testing.assert_close(x.detach(), x2.detach())
 
 
 @pytest.mark.parametrize("method,tol", [("autograd", 1e-12), ("functional_revrev", 1e-12), ("func", 1e-12),
                                         ("gfd_forward", 1e-3), ("gfd_central", 1e-6), ("fd", 1e-4)])
 def test_hessian_methods_agree(method: str, tol: float):
-    x, f = _quartic()
+    x, f = quartic_problem()
     _, H = _grad_hess(f, x)
     obj = tz.core.Objective([x], lambda backward=True: _closure_of(f, x, backward))
     loss, g, H2 = obj.hessian(method, h=1e-4)
@@ -160,31 +127,31 @@ def _closure_of(f, x, backward):
 
 
 def test_hessian_method_thoad_is_a_clear_error():
-    x, f = _quartic()
+    x, f = quartic_problem()
     with pytest.raises(ValueError, match="thoad"):
-        _run(tz.Optimizer([x], tz.m.Newton(hessian_method="thoad")), f, 1)
+        run_steps(tz.Optimizer([x], tz.m.Newton(hessian_method="thoad")), f, 1)
 
 
 def test_newton_inner_preconditions_inner_output():
-    x, f = _quartic()
+    x, f = quartic_problem()
     g, H = _grad_hess(f, x)
     expected = x.detach() - 2 * torch.linalg.solve(H, g)
-    _run(tz.Optimizer([x], tz.m.Newton(inner=tz.m.Mul(2.0))), f, 1)
+    run_steps(tz.Optimizer([x], tz.m.Newton(inner=tz.m.Mul(2.0))), f, 1)
     torch.testing.assert_close(x.detach(), expected)
 
 
 def test_newton_get_H_is_the_hessian():
-    x, f = _quartic()
+    x, f = quartic_problem()
     _, H = _grad_hess(f, x)
     newton = tz.m.Newton(damping=0.25)
-    _run(tz.Optimizer([x], newton, tz.m.LR(0.0)), f, 1)
+    run_steps(tz.Optimizer([x], newton, tz.m.LR(0.0)), f, 1)
     op = newton.get_H()
     assert isinstance(op, Dense)
     torch.testing.assert_close(op.to_tensor(), H + 0.25 * torch.eye(3, dtype=DT))
 
 
 def test_newton_needs_closure():
-    x, f = _quartic()
+    x, f = quartic_problem()
     opt = tz.Optimizer([x], tz.m.Newton())
     f().backward()
     with pytest.raises(RuntimeError, match="closure"):
@@ -193,32 +160,32 @@ def test_newton_needs_closure():
 
 # ------------------------------------------------------------------------------- InverseFreeNewton
 def test_inverse_free_newton_first_step_and_convergence():
-    x, A, b, f = _quadratic(cond=10.0)
+    x, A, b, f = quadratic_problem(6, cond=10.0)
     Y0 = A.T / (torch.linalg.matrix_norm(A, 1) * torch.linalg.matrix_norm(A, float("inf")))
     opt = tz.Optimizer([x], tz.m.InverseFreeNewton())
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     torch.testing.assert_close(x.detach(), Y0 @ b)
-    _run(opt, f, 40)
+    run_steps(opt, f, 40)
     torch.testing.assert_close(x.detach(), torch.linalg.solve(A, b), atol=1e-8, rtol=1e-8)
 
 
 def test_inverse_free_newton_y_tends_to_inverse():
-    x, A, b, f = _quadratic(cond=10.0)
+    x, A, b, f = quadratic_problem(6, cond=10.0)
     m = tz.m.InverseFreeNewton()
-    _run(tz.Optimizer([x], m, tz.m.LR(0.0)), f, 25)
+    run_steps(tz.Optimizer([x], m, tz.m.LR(0.0)), f, 25)
     torch.testing.assert_close(m.global_state["Y"], torch.linalg.inv(A), atol=1e-8, rtol=1e-8)
 
 
 # ------------------------------------------------------------------------------------ multipoint
 @pytest.mark.parametrize("name", ["TwoPointNewton", "SixthOrder3P", "SixthOrder3PM2"])
 def test_multipoint_quadratic_one_step(name: str):
-    x, A, b, f = _quadratic()
-    _run(tz.Optimizer([x], getattr(tz.m, name)()), f, 1)
+    x, A, b, f = quadratic_problem(6, cond=50.0)
+    run_steps(tz.Optimizer([x], getattr(tz.m, name)()), f, 1)
     torch.testing.assert_close(x.detach(), torch.linalg.solve(A, b))
 
 
 def test_two_point_newton_formula():
-    x, f = _quartic()
+    x, f = quartic_problem()
     x0 = x.detach().clone()
     g, H = _grad_hess(f, x)
     y = x0 - torch.linalg.solve(H, g)
@@ -228,16 +195,16 @@ def test_two_point_newton_formula():
     expected = y - torch.linalg.solve(H, gy)
     with torch.no_grad():
         x.copy_(x0)
-    _run(tz.Optimizer([x], tz.m.TwoPointNewton()), f, 1)
+    run_steps(tz.Optimizer([x], tz.m.TwoPointNewton()), f, 1)
     torch.testing.assert_close(x.detach(), expected)
 
 
 @pytest.mark.parametrize("name", ["TwoPointNewton", "SixthOrder3P", "SixthOrder3PM2"])
 def test_multipoint_converges_fast(name: str):
-    x, f = _quartic()
-    ref, fr = _quartic()
-    _run(tz.Optimizer([ref], tz.m.Newton()), fr, 30)
-    _run(tz.Optimizer([x], getattr(tz.m, name)(lstsq=True)), f, 4)
+    x, f = quartic_problem()
+    ref, fr = quartic_problem()
+    run_steps(tz.Optimizer([ref], tz.m.Newton()), fr, 30)
+    run_steps(tz.Optimizer([x], getattr(tz.m, name)(lstsq=True)), f, 4)
     torch.testing.assert_close(x.detach(), ref.detach(), atol=1e-10, rtol=1e-10)
 
 
@@ -273,13 +240,13 @@ def _at(f, x, point):
 
 # ------------------------------------------------------------------------------------ SixthOrder5P
 def test_sixth_order_5p_quadratic_one_step():
-    x, A, b, f = _quadratic()
-    _run(tz.Optimizer([x], tz.m.SixthOrder5P()), f, 1)
+    x, A, b, f = quadratic_problem(6, cond=50.0)
+    run_steps(tz.Optimizer([x], tz.m.SixthOrder5P()), f, 1)
     torch.testing.assert_close(x.detach(), torch.linalg.solve(A, b))
 
 
 def test_sixth_order_5p_formula():
-    x, f = _quartic()
+    x, f = quartic_problem()
     x0 = x.detach().clone()
     g, J = _at(f, x, x0)
     y = x0 - torch.linalg.solve(J, g)
@@ -289,7 +256,7 @@ def test_sixth_order_5p_formula():
     gz, Jz = _at(f, x, z)
     _, Jxz = _at(f, x, (x0 + z) / 2)
     expected = z - torch.linalg.solve((J + 2 * Jxz + Jz) / 4, gz)
-    _run(tz.Optimizer([x], tz.m.SixthOrder5P()), f, 1)
+    run_steps(tz.Optimizer([x], tz.m.SixthOrder5P()), f, 1)
     torch.testing.assert_close(x.detach(), expected)
 
 
@@ -299,20 +266,20 @@ def test_sixth_order_5p_order_of_convergence():
     ratios = []
     for e0 in (0.2, 0.1, 0.05):
         x, f = _exp_problem(math.log(2) + e0)
-        _run(tz.Optimizer([x], tz.m.SixthOrder5P()), f, 1)
+        run_steps(tz.Optimizer([x], tz.m.SixthOrder5P()), f, 1)
         e1 = abs(float(x.detach()) - math.log(2))
         ratios.append(e1 / e0 ** 4)
         x3, f3 = _exp_problem(math.log(2) + e0)
-        _run(tz.Optimizer([x3], tz.m.TwoPointNewton()), f3, 1)
+        run_steps(tz.Optimizer([x3], tz.m.TwoPointNewton()), f3, 1)
         assert e1 < abs(float(x3.detach()) - math.log(2))
     assert max(ratios) < 0.2 and max(ratios) / min(ratios) < 1.5
 
 
 def test_sixth_order_5p_converges_on_quartic():
-    x, f = _quartic()
-    ref, fr = _quartic()
-    _run(tz.Optimizer([ref], tz.m.Newton()), fr, 30)
-    _run(tz.Optimizer([x], tz.m.SixthOrder5P()), f, 4)
+    x, f = quartic_problem()
+    ref, fr = quartic_problem()
+    run_steps(tz.Optimizer([ref], tz.m.Newton()), fr, 30)
+    run_steps(tz.Optimizer([x], tz.m.SixthOrder5P()), f, 4)
     torch.testing.assert_close(x.detach(), ref.detach(), atol=1e-10, rtol=1e-10)
 
 
@@ -323,19 +290,19 @@ def test_sixth_order_5p_lstsq_minimum_norm():
     x = torch.tensor([0.3, -0.2, 0.5], dtype=DT, requires_grad=True)
     x0 = x.detach().clone()
     f = lambda: 0.5 * (a @ x - 1) ** 2
-    _run(tz.Optimizer([x], tz.m.SixthOrder5P(lstsq=True)), f, 1)
+    run_steps(tz.Optimizer([x], tz.m.SixthOrder5P(lstsq=True)), f, 1)
     expected = x0 - a * (a @ x0 - 1) / (a @ a)
     torch.testing.assert_close(x.detach(), expected)
 
 
 def test_sixth_order_5p_derivatives_method():
-    x, f = _quartic()
-    x2, f2 = _quartic()
-    _run(tz.Optimizer([x], tz.m.SixthOrder5P(derivatives_method="autograd")), f, 2)
-    _run(tz.Optimizer([x2], tz.m.SixthOrder5P()), f2, 2)
+    x, f = quartic_problem()
+    x2, f2 = quartic_problem()
+    run_steps(tz.Optimizer([x], tz.m.SixthOrder5P(derivatives_method="autograd")), f, 2)
+    run_steps(tz.Optimizer([x2], tz.m.SixthOrder5P()), f2, 2)
     torch.testing.assert_close(x.detach(), x2.detach())
     with pytest.raises(ValueError, match="thoad"):
-        _run(tz.Optimizer([x], tz.m.SixthOrder5P(derivatives_method="thoad")), f, 1)
+        run_steps(tz.Optimizer([x], tz.m.SixthOrder5P(derivatives_method="thoad")), f, 1)
 
 
 # ---------------------------------------------------------------------------------- ImprovedNewton
@@ -350,16 +317,16 @@ def _inm_step(f, x, x_prev, x_cur, damping: float = 0.0, u=None):
 
 
 def test_improved_newton_first_step_is_newton_and_quadratic_is_newton():
-    x, f = _quartic()
-    x2, f2 = _quartic()
-    _run(tz.Optimizer([x], tz.m.ImprovedNewton()), f, 1)
-    _run(tz.Optimizer([x2], tz.m.Newton()), f2, 1)
+    x, f = quartic_problem()
+    x2, f2 = quartic_problem()
+    run_steps(tz.Optimizer([x], tz.m.ImprovedNewton()), f, 1)
+    run_steps(tz.Optimizer([x2], tz.m.Newton()), f2, 1)
     torch.testing.assert_close(x.detach(), x2.detach())
     # on a quadratic y = H s exactly: t = 1 and every step is a Newton step
-    q, _, _, fq = _quadratic()
-    q2, _, _, fq2 = _quadratic()
-    _run(tz.Optimizer([q], tz.m.ImprovedNewton(), tz.m.LR(0.5)), fq, 4)
-    _run(tz.Optimizer([q2], tz.m.Newton(), tz.m.LR(0.5)), fq2, 4)
+    q, _, _, fq = quadratic_problem(6, cond=50.0)
+    q2, _, _, fq2 = quadratic_problem(6, cond=50.0)
+    run_steps(tz.Optimizer([q], tz.m.ImprovedNewton(), tz.m.LR(0.5)), fq, 4)
+    run_steps(tz.Optimizer([q2], tz.m.Newton(), tz.m.LR(0.5)), fq2, 4)
     torch.testing.assert_close(q.detach(), q2.detach(), atol=1e-12, rtol=1e-12)
 
 
@@ -371,7 +338,7 @@ def test_improved_newton_one_variable_matches_reference_numbers():
     opt = tz.Optimizer([x], tz.m.ImprovedNewton())
     got = []
     for _ in range(5):
-        _run(opt, f, 1)
+        run_steps(opt, f, 1)
         got.append(float(x.detach()))
     expected = [0.8225962065156945, -0.020887327220416307, -0.30800195526910695, -0.26022196840327694, -0.2599326015730079]
     for g, e in zip(got, expected):
@@ -383,7 +350,7 @@ def test_improved_newton_solves_the_revised_matrix_exactly():
     opt = tz.Optimizer([x], tz.m.ImprovedNewton())
     xs = [x.detach().clone()]
     for _ in range(3):
-        _run(opt, f, 1)
+        run_steps(opt, f, 1)
         xs.append(x.detach().clone())
     for k in (1, 2):
         torch.testing.assert_close(xs[k + 1], _inm_step(f, x, xs[k - 1], xs[k]))
@@ -394,8 +361,8 @@ def test_improved_newton_independent_of_variable_order():
     # its steps depend on the order of the variables; ours does not
     x, f, _ = _coupled()
     xp, fp, inv = _coupled([2, 0, 1])
-    _run(tz.Optimizer([x], tz.m.ImprovedNewton()), f, 4)
-    _run(tz.Optimizer([xp], tz.m.ImprovedNewton()), fp, 4)
+    run_steps(tz.Optimizer([x], tz.m.ImprovedNewton()), f, 4)
+    run_steps(tz.Optimizer([xp], tz.m.ImprovedNewton()), fp, 4)
     torch.testing.assert_close(xp.detach()[inv], x.detach(), atol=1e-13, rtol=1e-13)
 
 
@@ -405,8 +372,8 @@ def test_improved_newton_converges_faster_than_newton():
     opt, optn = tz.Optimizer([x], tz.m.ImprovedNewton()), tz.Optimizer([xn], tz.m.Newton())
     e, en = [0.8068528194400547], [0.8068528194400547]
     for _ in range(3):
-        _run(opt, f, 1)
-        _run(optn, fn, 1)
+        run_steps(opt, f, 1)
+        run_steps(optn, fn, 1)
         e.append(abs(float(x.detach()) - math.log(2)))
         en.append(abs(float(xn.detach()) - math.log(2)))
     assert all(e[k + 1] < e[k] ** 2 for k in range(1, 3))  # at least quadratic once the model is rational
@@ -418,7 +385,7 @@ def test_improved_newton_damping_revises_the_damped_hessian():
     opt = tz.Optimizer([x], tz.m.ImprovedNewton(damping=0.5))
     xs = [x.detach().clone()]
     for _ in range(2):
-        _run(opt, f, 1)
+        run_steps(opt, f, 1)
         xs.append(x.detach().clone())
     g, H = _at(f, x, xs[0])
     torch.testing.assert_close(xs[1], xs[0] - torch.linalg.solve(H + 0.5 * torch.eye(3, dtype=DT), g))
@@ -429,22 +396,22 @@ def test_improved_newton_eigval_fn_descends_on_nonconvex():
     x = torch.tensor([0.5, 0.1], dtype=DT, requires_grad=True)
     f = lambda: x[0] ** 2 - x[1] ** 2 + x[1] ** 4
     f0 = float(f().detach())
-    _run(tz.Optimizer([x], tz.m.ImprovedNewton(eigval_fn=torch.abs)), f, 1)
+    run_steps(tz.Optimizer([x], tz.m.ImprovedNewton(eigval_fn=torch.abs)), f, 1)
     assert float(f()) < f0
     x2 = torch.tensor([0.5, 0.1], dtype=DT, requires_grad=True)
     f2 = lambda: x2[0] ** 2 - x2[1] ** 2 + x2[1] ** 4
-    _run(tz.Optimizer([x2], tz.m.ImprovedNewton()), f2, 1)
+    run_steps(tz.Optimizer([x2], tz.m.ImprovedNewton()), f2, 1)
     assert float(f2()) > float(f())
 
 
 def test_improved_newton_eigv_tol_and_truncate_drop_directions():
-    x, A, b, f = _quadratic(cond=1000.0)
+    x, A, b, f = quadratic_problem(6, cond=1000.0)
     L, Q = torch.linalg.eigh(A)
-    _run(tz.Optimizer([x], tz.m.ImprovedNewton(truncate=2)), f, 1)
+    run_steps(tz.Optimizer([x], tz.m.ImprovedNewton(truncate=2)), f, 1)
     Qk, Lk = Q[:, -2:], L[-2:]
     torch.testing.assert_close(x.detach(), Qk @ ((Qk.T @ b) / Lk))
-    x2, _, _, f2 = _quadratic(cond=1000.0)
-    _run(tz.Optimizer([x2], tz.m.ImprovedNewton(eigv_tol=0.5)), f2, 1)
+    x2, _, _, f2 = quadratic_problem(6, cond=1000.0)
+    run_steps(tz.Optimizer([x2], tz.m.ImprovedNewton(eigv_tol=0.5)), f2, 1)
     keep = L >= 0.5 * L.max()
     torch.testing.assert_close(x2.detach(), Q[:, keep] @ ((Q[:, keep].T @ b) / L[keep]))
 
@@ -454,7 +421,7 @@ def test_improved_newton_update_freq_reuses_matrix():
     opt = tz.Optimizer([x], tz.m.ImprovedNewton(update_freq=2))
     xs = [x.detach().clone()]
     for _ in range(3):
-        _run(opt, f, 1)
+        run_steps(opt, f, 1)
         xs.append(x.detach().clone())
     g0, H0 = _at(f, x, xs[0])
     g1, _ = _at(f, x, xs[1])
@@ -467,8 +434,8 @@ def test_improved_newton_precompute_inverse_same_steps():
     x, f, _ = _coupled()
     x2, f2, _ = _coupled()
     m = tz.m.ImprovedNewton(precompute_inverse=True)
-    _run(tz.Optimizer([x], m, tz.m.LR(0.5)), f, 4)
-    _run(tz.Optimizer([x2], tz.m.ImprovedNewton(precompute_inverse=False), tz.m.LR(0.5)), f2, 4)
+    run_steps(tz.Optimizer([x], m, tz.m.LR(0.5)), f, 4)
+    run_steps(tz.Optimizer([x2], tz.m.ImprovedNewton(precompute_inverse=False), tz.m.LR(0.5)), f2, 4)
     assert "M_inv" in m.global_state
     torch.testing.assert_close(x.detach(), x2.detach())
 
@@ -476,7 +443,7 @@ def test_improved_newton_precompute_inverse_same_steps():
 def test_improved_newton_use_lstsq_singular():
     x = torch.tensor([1.0, 2.0], dtype=DT, requires_grad=True)
     f = lambda: (x[0] + x[1] - 1) ** 2
-    _run(tz.Optimizer([x], tz.m.ImprovedNewton(use_lstsq=True)), f, 2)
+    run_steps(tz.Optimizer([x], tz.m.ImprovedNewton(use_lstsq=True)), f, 2)
     assert torch.isfinite(x).all()
     assert abs(float(x.sum()) - 1) < 1e-10
 
@@ -486,7 +453,7 @@ def test_improved_newton_inner_preconditions_inner_output():
     opt = tz.Optimizer([x], tz.m.ImprovedNewton(inner=tz.m.Mul(2.0)), tz.m.LR(0.25))
     xs = [x.detach().clone()]
     for _ in range(2):
-        _run(opt, f, 1)
+        run_steps(opt, f, 1)
         xs.append(x.detach().clone())
     # the revision is built from the gradient; only the right-hand side is the inner output
     g1, _ = _at(f, x, xs[1])
@@ -497,11 +464,11 @@ def test_improved_newton_inner_preconditions_inner_output():
 def test_improved_newton_hessian_method():
     x, f, _ = _coupled()
     x2, f2, _ = _coupled()
-    _run(tz.Optimizer([x], tz.m.ImprovedNewton(hessian_method="gfd_central", h=1e-4)), f, 3)
-    _run(tz.Optimizer([x2], tz.m.ImprovedNewton(hessian_method="autograd")), f2, 3)
+    run_steps(tz.Optimizer([x], tz.m.ImprovedNewton(hessian_method="gfd_central", h=1e-4)), f, 3)
+    run_steps(tz.Optimizer([x2], tz.m.ImprovedNewton(hessian_method="autograd")), f2, 3)
     torch.testing.assert_close(x.detach(), x2.detach(), atol=1e-6, rtol=1e-6)
     with pytest.raises(ValueError, match="thoad"):
-        _run(tz.Optimizer([x], tz.m.ImprovedNewton(hessian_method="thoad")), f, 1)
+        run_steps(tz.Optimizer([x], tz.m.ImprovedNewton(hessian_method="thoad")), f, 1)
 
 
 def test_improved_newton_get_H_is_the_revised_matrix():
@@ -510,7 +477,7 @@ def test_improved_newton_get_H_is_the_revised_matrix():
     opt = tz.Optimizer([x], m)
     xs = [x.detach().clone()]
     for _ in range(2):
-        _run(opt, f, 1)
+        run_steps(opt, f, 1)
         xs.append(x.detach().clone())
     # after the second step the state holds M of the second point, interpolating the first
     op = m.get_H()
@@ -526,7 +493,7 @@ def test_improved_newton_get_H_is_the_revised_matrix():
 
 
 def test_improved_newton_needs_closure():
-    x, f = _quartic()
+    x, f = quartic_problem()
     opt = tz.Optimizer([x], tz.m.ImprovedNewton())
     f().backward()
     with pytest.raises(RuntimeError, match="closure"):
