@@ -4,6 +4,7 @@ against Optuna (in memory and through its gRPC storage proxy) and Nevergrad, in 
 Rows (the objective is a cheap quadratic, so the figures measure the service, not the function):
   * the floor and the ceiling, same run: round trips per second of a raw gRPC stream echoing a
     small message (no protobuf, no torch: the most any one-trial-per-round-trip client can do),
+    with the CPU time a round trip costs each process (gRPC's Python runtime alone),
     and a study driven in process without gRPC (the session and optimizer alone);
   * one client, one trial per ask, SPSA (2 points per step), embedded server and server process:
     strictly one round trip per evaluation (the tell and the next ask in one message), and with
@@ -121,15 +122,18 @@ def latency_p50(study, pairs: int) -> float:
     return statistics.median(samples) * 1e3
 
 
-def raw_echo_rate(seconds: float) -> float:
+def raw_echo_rate(seconds: float) -> tuple[float, float, float]:
     """Round trips per second of a bare gRPC bidirectional stream echoing 200 bytes (its own server
-    process, the echo server of benchmarks/transport.py)."""
+    process, the echo server of benchmarks/transport.py), and the CPU time (user + system) one
+    round trip costs the server and the client process, in microseconds."""
     import queue
 
     import grpc
+    import psutil
     from transport import ECHO, start
     proc, address = start([sys.executable, str(Path(__file__).with_name("transport.py")), "--echo-server"])
     try:
+        server = psutil.Process(proc.pid)
         channel = grpc.insecure_channel(address)
         outbox: queue.SimpleQueue = queue.SimpleQueue()
 
@@ -141,15 +145,17 @@ def raw_echo_rate(seconds: float) -> float:
         for _ in range(200):
             outbox.put(msg)
             next(replies)
+        s0, c0 = sum(server.cpu_times()[:2]), time.process_time()
         n, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
             outbox.put(msg)
             next(replies)
             n += 1
         rate = n / (time.perf_counter() - t0)
+        s_cpu, c_cpu = sum(server.cpu_times()[:2]) - s0, time.process_time() - c0
         outbox.put(None)
         channel.close()
-        return rate
+        return rate, s_cpu / n * 1e6, c_cpu / n * 1e6
     finally:
         proc.terminate()
         proc.wait()
@@ -267,7 +273,10 @@ def main() -> None:
         rows.append([what, f"{value:,.0f}" if unit == "evals/s" else f"{value:.3f}", unit, note])
         print(f"  {what}: {rows[-1][1]} {unit} {note}", flush=True)
 
-    row("raw gRPC stream echo (200 B), round trips/s: the one-trial ceiling", raw_echo_rate(seconds), note="floor")
+    echo, echo_server_us, echo_client_us = raw_echo_rate(seconds)
+    row("raw gRPC stream echo (200 B), round trips/s: the one-round-trip ceiling", echo, note="floor")
+    row("raw gRPC stream echo: CPU per round trip, server process", echo_server_us, "us")
+    row("raw gRPC stream echo: CPU per round trip, client process", echo_client_us, "us")
     row("tz study driven in process, no gRPC, 1 trial per call, SPSA", in_process_rate("spsa", 1, seconds))
     row("tz study driven in process, no gRPC, batches of 16, RFDM(8)", in_process_rate("rfdm", 16, seconds))
 
