@@ -14,7 +14,7 @@ from torchzero.core.evaluation import BatchEvaluator, FunctionEvaluator
 from ._proto.torchzero_service.v1 import service_pb2 as pb
 from .asktell import AskTellChannel
 from .codec import from_proto, loss_from_proto, loss_to_float, loss_to_proto, to_proto
-from .errors import InvalidArgument, StudyFinished
+from .errors import InvalidArgument, ServiceError, StudyFinished
 from .sessions import SessionInfo, session_metadata
 
 if TYPE_CHECKING:
@@ -100,6 +100,10 @@ class Study:
                 request.items.extend(own)
                 self._tell_each(unsent)  # finds the refused tell (and applies the others)
                 reply = self._roundtrip(request)  # they were fine: the call's own error again
+            except ServiceError:  # not about the tells (unavailable, not found...): kept for the next call
+                with self._unsent_lock:
+                    self._unsent[:0] = unsent
+                raise
             reply.accepted = max(0, reply.accepted - len(unsent))  # counts of this call's own tells
             return reply
         return self._roundtrip(request)

@@ -158,3 +158,17 @@ def test_closing_hands_back_prefetched_trials_to_other_clients():
             got = b.open_study("s").ask(n=4, wait=0.0)
             assert [t.id for t in got] == held
             assert first.id not in [t.id for t in got]
+
+
+def test_unwaited_tells_are_kept_when_the_call_carrying_them_fails_for_another_reason():
+    with tz_server.serve() as srv:
+        c = tz_client.Client(srv.address, retry_timeout=0.5)
+        study = c.create_study("s", torch.zeros(3), spsa(), seed=0)
+        t = study.ask()
+        study.tell(t, f(t.params), wait=False)
+        srv.stop()  # the next call fails: UNAVAILABLE
+        with pytest.raises(tz_client.errors.Unavailable):
+            study.ask()
+        assert [i.id for i in study._unsent] == [t.id]
+        c.conn.forget_on_close(study.close)  # nothing to send them to
+        c.close()
