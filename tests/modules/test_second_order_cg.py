@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import torchzero as tz
+from closures import run_steps
 from torchzero.modules.second_order._krylov import cg, minres, steihaug_cg, steihaug_from_path
 
 DT = torch.float64
@@ -30,19 +31,6 @@ def _rosenbrock():
     return x, lambda: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
 
 
-def _closure(opt, f):
-    def closure(backward: bool = True):
-        loss = f()
-        if backward:
-            opt.zero_grad()
-            loss.backward()
-        return loss
-    return closure
-
-
-def _run(opt, f, steps: int) -> list[float]:
-    c = _closure(opt, f)
-    return [float(opt.step(c).detach()) for _ in range(steps)]
 
 
 # ------------------------------------------------------------------------------- Krylov solvers
@@ -79,28 +67,28 @@ def test_steihaug_stays_in_ball_and_path_reuse_matches_fresh_solve():
 def test_newton_cg_quadratic_one_step():
     x, A, b, f = _quadratic()
     opt = tz.Optimizer([x], tz.m.NewtonCG())
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     assert torch.allclose(x.detach(), torch.linalg.solve(A, b), atol=1e-6)
 
 
 def test_newton_cg_matches_newton_on_indefinite_rosenbrock():
     x1, f1 = _rosenbrock()
     x2, f2 = _rosenbrock()
-    _run(tz.Optimizer([x1], tz.m.NewtonCG(reg=0), tz.m.LR(0.5)), f1, 5)
-    _run(tz.Optimizer([x2], tz.m.Newton(), tz.m.LR(0.5)), f2, 5)
+    run_steps(tz.Optimizer([x1], tz.m.NewtonCG(reg=0), tz.m.LR(0.5)), f1, 5)
+    run_steps(tz.Optimizer([x2], tz.m.Newton(), tz.m.LR(0.5)), f2, 5)
     assert torch.allclose(x1.detach(), x2.detach(), atol=1e-8)
 
 
 def test_newton_cg_converges_on_rosenbrock_with_line_search():
     x, f = _rosenbrock()
-    losses = _run(tz.Optimizer([x], tz.m.NewtonCG(), tz.m.Backtracking()), f, 40)
+    losses = run_steps(tz.Optimizer([x], tz.m.NewtonCG(), tz.m.Backtracking()), f, 40)
     assert losses[-1] < 1e-8
 
 
 def test_newton_cg_reg_and_inner():
     x, A, b, f = _quadratic()
     opt = tz.Optimizer([x], tz.m.NewtonCG(reg=3.0, inner=tz.m.Mul(2.0)))
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     expected = -torch.linalg.solve(A + 3 * torch.eye(6, dtype=DT), 2 * (-b))
     assert torch.allclose(x.detach(), expected, atol=1e-8)
 
@@ -108,14 +96,14 @@ def test_newton_cg_reg_and_inner():
 @pytest.mark.parametrize("method", ["fd_forward", "fd_central", "batched_autograd"])
 def test_newton_cg_hvp_methods_agree(method):
     x, A, b, f = _quadratic()
-    _run(tz.Optimizer([x], tz.m.NewtonCG(hvp_method=method, tol=1e-10)), f, 1)
+    run_steps(tz.Optimizer([x], tz.m.NewtonCG(hvp_method=method, tol=1e-10)), f, 1)
     assert torch.allclose(x.detach(), torch.linalg.solve(A, b), atol=1e-5)
 
 
 def test_newton_cg_maxiter_truncates_and_warm_start_continues():
     x, A, b, f = _quadratic(8)
     sol = torch.linalg.solve(A, b)
-    _run(tz.Optimizer([x], tz.m.NewtonCG(maxiter=1)), f, 1)
+    run_steps(tz.Optimizer([x], tz.m.NewtonCG(maxiter=1)), f, 1)
     # one CG iteration from 0 is the exact line minimiser along the gradient
     g = -b
     step = (g @ g) / (g @ A @ g) * g
@@ -125,7 +113,7 @@ def test_newton_cg_maxiter_truncates_and_warm_start_continues():
     errs = {}
     for warm in (False, True):
         x, A, b, f = _quadratic(8)
-        _run(tz.Optimizer([x], tz.m.NewtonCG(maxiter=2, warm_start=warm)), f, 4)
+        run_steps(tz.Optimizer([x], tz.m.NewtonCG(maxiter=2, warm_start=warm)), f, 4)
         errs[warm] = float((x.detach() - sol).norm())
     assert errs[True] != errs[False]
 
@@ -143,7 +131,7 @@ def test_newton_cg_miniter_and_tol():
             return orig(*a, **k)
         torch.autograd.grad = counting
         try:
-            _run(opt, f, 1)
+            run_steps(opt, f, 1)
         finally:
             torch.autograd.grad = orig
         calls[tuple(sorted(kw.items()))] = n[0]
@@ -159,13 +147,13 @@ def test_newton_cg_npc_terminate_returns_gradient_on_negative_curvature():
     opt = tz.Optimizer([x], tz.m.NewtonCG(npc_terminate=True))
     g = torch.tensor([2 * -0.3 + 0.1, 0.4], dtype=DT)
     x0 = x.detach().clone()
-    _run(opt, f, 1)
+    run_steps(opt, f, 1)
     assert torch.allclose(x.detach(), x0 - g)
 
 
 def test_newton_cg_minres_solves_quadratic():
     x, A, b, f = _quadratic()
-    _run(tz.Optimizer([x], tz.m.NewtonCG(solver="minres")), f, 1)
+    run_steps(tz.Optimizer([x], tz.m.NewtonCG(solver="minres")), f, 1)
     assert torch.allclose(x.detach(), torch.linalg.solve(A, b), atol=1e-6)
 
 
@@ -187,31 +175,31 @@ def test_newton_cg_needs_closure_and_validates_arguments():
 def test_steihaug_first_step_within_initial_radius():
     x, f = _rosenbrock()
     x0 = x.detach().clone()
-    _run(tz.Optimizer([x], tz.m.NewtonCGSteihaug(init=0.05)), f, 1)
+    run_steps(tz.Optimizer([x], tz.m.NewtonCGSteihaug(init=0.05)), f, 1)
     assert float((x.detach() - x0).norm()) <= 0.05 + 1e-9
 
 
 def test_steihaug_converges_on_rosenbrock_and_loss_never_increases():
     x, f = _rosenbrock()
-    losses = _run(tz.Optimizer([x], tz.m.NewtonCGSteihaug(hvp_method="autograd")), f, 60)
+    losses = run_steps(tz.Optimizer([x], tz.m.NewtonCGSteihaug(hvp_method="autograd")), f, 60)
     assert all(b <= a + 1e-12 for a, b in zip(losses, losses[1:]))
     assert losses[-1] < 1e-10
 
 
 def test_steihaug_quadratic_large_radius_is_newton_step():
     x, A, b, f = _quadratic()
-    _run(tz.Optimizer([x], tz.m.NewtonCGSteihaug(init=100.0, hvp_method="autograd")), f, 1)
+    run_steps(tz.Optimizer([x], tz.m.NewtonCGSteihaug(init=100.0, hvp_method="autograd")), f, 1)
     assert torch.allclose(x.detach(), torch.linalg.solve(A, b), atol=1e-6)
 
 
 def test_steihaug_radius_adapts():
     x, f = _rosenbrock()
     opt = tz.Optimizer([x], tz.m.NewtonCGSteihaug(init=1e-3, nplus=2.0))
-    _run(opt, f, 1)  # a tiny radius: the model is accurate and the step is on the boundary
+    run_steps(opt, f, 1)  # a tiny radius: the model is accurate and the step is on the boundary
     assert opt.modules[0].global_state["radius"] == pytest.approx(2e-3)
     x2, f2 = _rosenbrock()
     opt2 = tz.Optimizer([x2], tz.m.NewtonCGSteihaug(init=50.0, nminus=0.5))
-    _run(opt2, f2, 1)
+    run_steps(opt2, f2, 1)
     assert opt2.modules[0].global_state["radius"] < 50.0
 
 
@@ -219,7 +207,7 @@ def test_steihaug_max_attempts_zero_gives_zero_update_when_rejected():
     x, f = _rosenbrock()
     x0 = x.detach().clone()
     # a huge radius on the indefinite start: the boundary step overshoots and is rejected
-    _run(tz.Optimizer([x], tz.m.NewtonCGSteihaug(init=1e3, max_attempts=0)), f, 1)
+    run_steps(tz.Optimizer([x], tz.m.NewtonCGSteihaug(init=1e3, max_attempts=0)), f, 1)
     assert torch.equal(x.detach(), x0)
 
 
@@ -227,6 +215,6 @@ def test_steihaug_max_attempts_zero_gives_zero_update_when_rejected():
                                 dict(adapt_tol=True, max_attempts=3), dict(max_history=1)])
 def test_steihaug_options_descend(kw):
     x, f = _rosenbrock()
-    losses = _run(tz.Optimizer([x], tz.m.NewtonCGSteihaug(hvp_method="autograd", **kw)), f, 15)
+    losses = run_steps(tz.Optimizer([x], tz.m.NewtonCGSteihaug(hvp_method="autograd", **kw)), f, 15)
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < losses[0]

@@ -24,6 +24,12 @@ def spsa() -> list:
     return [tz.m.SPSA(), tz.m.LR(1e-2)]
 
 
+def four_trial_study(client: tz_client.Client) -> tz_client.Study:
+    """A study whose steps have four trials (RFDM, 2 samples, central), prefetching 3."""
+    return client.create_study("s", torch.zeros(3), [tz.m.RandomizedFDM(n_samples=2), tz.m.LR(1e-2)], seed=0,
+                               prefetch=3)
+
+
 def count_roundtrips(study: tz_client.Study) -> dict:
     """Counts the study's ask/tell round trips (wraps its channel's ``roundtrip``)."""
     seen = {"n": 0}
@@ -64,8 +70,7 @@ def test_prefetch_and_unwaited_tells_give_the_same_study_with_half_the_round_tri
 def test_tell_and_ask_hands_out_prefetched_trials_first():
     with tz_server.serve() as srv:
         c = tz_client.Client(srv.address)
-        study = c.create_study("s", torch.zeros(3), [tz.m.RandomizedFDM(n_samples=2), tz.m.LR(1e-2)], seed=0,
-                               prefetch=3)
+        study = four_trial_study(c)
         first = study.ask()  # the step has four trials: one handed out, three held
         assert len(study._held) == 3
         nxt = study.tell_and_ask([first], [f(first.params)], n=2)
@@ -113,8 +118,7 @@ def test_a_prefetching_client_does_not_take_trials_another_client_waits_for():
 def test_a_refused_unwaited_tell_is_raised_by_the_next_call_and_the_others_are_applied():
     with tz_server.serve() as srv:
         c = tz_client.Client(srv.address)
-        study = c.create_study("s", torch.zeros(3), [tz.m.RandomizedFDM(n_samples=2), tz.m.LR(1e-2)], seed=0,
-                               prefetch=3)
+        study = four_trial_study(c)
         a, b, d = study.ask(), study.ask(), study.ask()
         study.tell(a, f(a.params), wait=False)
         study.tell(b, float("nan"), wait=False)  # refused: the study does not allow non-finite losses
@@ -148,8 +152,7 @@ def test_prefetch_must_not_be_negative():
 def test_closing_hands_back_prefetched_trials_to_other_clients():
     with tz_server.serve(ask_timeout=600.0) as srv:
         a = tz_client.Client(srv.address, client_id="a")
-        study = a.create_study("s", torch.zeros(3), [tz.m.RandomizedFDM(n_samples=2), tz.m.LR(1e-2)], seed=0,
-                               prefetch=3)
+        study = four_trial_study(a)
         first = study.ask()
         held = [t.id for t in study._held]
         assert len(held) == 3
