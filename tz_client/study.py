@@ -51,11 +51,12 @@ class Study:
       client is waiting for one, so a prefetching client does not starve the others;
       :meth:`close` (or closing the client) hands back the trials still held.
     * ``tell(..., wait=False)``: the tell is kept here and sent with the next call on the study
-      that goes to the server (an ask that finds no prefetched trial, a tell, :meth:`flush`,
-      :meth:`close`, closing the client), in the same message. If the server refuses one of these tells, that
-      call raises the refusal and is not made; the other tells are applied all the same.
-      Until then the server does not know the result: if this process dies, the trial is handed
-      out again after the study's ``ask_timeout``.
+      that goes to the server (an ask that finds no prefetched trial, a tell, :meth:`best`,
+      :meth:`info`, :meth:`flush`, :meth:`close`, closing the client), in the same message where
+      it can. If the server refuses one of these tells, that call raises the refusal and is not
+      made; the other tells are applied all the same. Until then the server does not know the
+      result: if this process dies, the trial is handed out again after the study's
+      ``ask_timeout``.
     """
 
     def __init__(self, client: "Client", info: SessionInfo, session_token: str | None = None, prefetch: int = 0):
@@ -213,11 +214,11 @@ class Study:
         handed out yet (others may have them at once). Closing the client does this too; the
         study can still be used afterwards."""
         release = [t.id for t in self._take_held(len(self._held))]
+        if self._unsent or release:
+            self._send(pb.TellRequest(session=self.name, client_id=self.client.client_id, release=release))
         if self._closing:
             self._closing = False
             self._conn.forget_on_close(self.close)
-        if self._unsent or release:
-            self._send(pb.TellRequest(session=self.name, client_id=self.client.client_id, release=release))
 
     def _tell_request(self, trial_or_id: Any, loss: Any, grad: Any) -> pb.TellRequest:
         if isinstance(trial_or_id, (list, tuple)):
@@ -249,6 +250,7 @@ class Study:
 
     def best(self) -> tuple[Any, float] | None:
         """``(params, loss)`` of the best evaluation told so far (None before the first)."""
+        self.flush()
         rep = self._conn.call(lambda: self._conn.stub.Best(pb.SessionRef(name=self.name), metadata=self._metadata))
         if not rep.found:
             return None
@@ -256,6 +258,7 @@ class Study:
         return (xs if self.is_list else xs[0]), loss_to_float(loss_from_proto(rep.loss))
 
     def info(self) -> SessionInfo:
+        self.flush()
         return self.client.session(self.name, self._token)
 
     # -- the loop, run for the user --------------------------------------------------------------

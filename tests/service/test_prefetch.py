@@ -137,10 +137,21 @@ def test_closing_the_client_sends_unwaited_tells():
         study = c.create_study("s", torch.zeros(3), spsa(), seed=0)
         t = study.ask()
         study.tell(t, f(t.params), wait=False)
-        assert study.info().evaluations == 0  # not sent yet
+        assert srv.backend.get("s").evaluations == 0  # not sent yet
         c.close()
         with tz_client.Client(srv.address) as c2:
             assert c2.open_study("s").info().evaluations == 1
+
+
+def test_best_and_info_send_unwaited_tells_first():
+    with tz_server.serve() as srv, tz_client.Client(srv.address) as c:
+        study = c.create_study("s", torch.zeros(3), spsa(), seed=0)
+        t = study.ask()
+        study.tell(t, 0.25, wait=False)
+        params, loss = study.best()
+        assert loss == 0.25 and torch.equal(params, t.params)
+        study.tell(study.ask(), 1.0, wait=False)
+        assert study.info().evaluations == 2
 
 
 def test_prefetch_must_not_be_negative():
