@@ -55,7 +55,7 @@ def test_fixed_singular_bases_give_rotated_adam():
           for k in range(6)]
     Gs = [U[:, :3] @ torch.diag(d) @ V.T for d in ds]
     b1, b2, eps = 0.9, 0.95, 1e-2
-    out = updates([tz.m.SOAP(beta1=b1, beta2=b2, eps=eps, precond_freq=1), tz.m.LR(1.0)], [[G] for G in Gs])
+    out = updates([tz.m.SOAP(beta1=b1, beta2=b2, eps=eps, precond_freq=1, merge_small=False), tz.m.LR(1.0)], [[G] for G in Gs])
     m = torch.zeros(3, dtype=DT)
     v = torch.zeros(3, dtype=DT)
     assert torch.allclose(out[0][0], Gs[0].clamp(-0.1, 0.1))
@@ -71,7 +71,7 @@ def test_fixed_singular_bases_give_rotated_adam():
 def test_no_momentum_is_signed_rotation():
     """beta1 = beta2 = 0, no debias, eps = 0: the update is ``Q_L sign(Q_L^T G Q_R) Q_R^T``."""
     seq = rand_seq([(4, 3)], 2, seed=5)
-    out = updates([tz.m.SOAP(beta1=0.0, beta2=0.0, eps=0.0, debias=False, precond_freq=100), tz.m.LR(1.0)], seq)
+    out = updates([tz.m.SOAP(beta1=0.0, beta2=0.0, eps=0.0, debias=False, precond_freq=100, merge_small=False), tz.m.LR(1.0)], seq)
     G0, G1 = seq[0][0], seq[1][0]
     QL = torch.linalg.eigh(G0 @ G0.T)[1]
     QR = torch.linalg.eigh(G0.T @ G0)[1]
@@ -132,7 +132,7 @@ def test_converges_on_ill_conditioned_matrix_problem():
     C = torch.randn(4, 3, generator=gen, dtype=DT)
     W = torch.zeros(4, 3, dtype=DT, requires_grad=True)
     f = lambda: 0.5 * ((A @ W @ B - C) ** 2).sum()
-    opt = tz.Optimizer([W], tz.m.SOAP(precond_freq=5), tz.m.LR(0.05))
+    opt = tz.Optimizer([W], tz.m.SOAP(precond_freq=5, merge_small=False), tz.m.LR(0.05))
     f0 = float(f().detach())
     for _ in range(300):
         opt.zero_grad()
@@ -142,8 +142,17 @@ def test_converges_on_ill_conditioned_matrix_problem():
     assert float(f().detach()) < 1e-3 * f0
 
 
+def test_small_dims_are_merged_by_default():
+    """The seed's default: ``merge_small=True`` (a 4x3 matrix gets one 12x12 eigenbasis)."""
+    seq = rand_seq([(4, 3), (5,)], 4, seed=2)
+    default = updates([tz.m.SOAP(precond_freq=1), tz.m.LR(1.0)], seq)
+    merged = updates([tz.m.SOAP(precond_freq=1, merge_small=True), tz.m.LR(1.0)], seq)
+    for a, b in zip(default, merged):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
 OPTIONS = [dict(beta1=0.5), dict(beta2=0.5), dict(shampoo_beta=0.5), dict(shampoo_beta=None), dict(precond_freq=1),
-           dict(merge_small=True), dict(max_dim=3), dict(precondition_1d=False), dict(eps=1e-1), dict(debias=False),
+           dict(merge_small=False), dict(max_dim=3), dict(precondition_1d=False), dict(eps=1e-1), dict(debias=False),
            dict(alpha=0.5), dict(inner=tz.m.EMA(0.5))]
 
 

@@ -35,14 +35,15 @@ CASES += [
 
 # SOAP: the reference does not precondition a dim whose size equals max_dim (the seed: "won't
 # precondition dims larger than this"; ours does), so no case has a dim of exactly max_dim; a unit
-# test covers it. merge_small merges the smallest dims (sorted by size) into a full-matrix basis.
+# test covers it. merge_small merges the smallest dims (sorted by size) into a full-matrix basis;
+# its default is True as the seed says (the reference's is False, so cases name it).
 CASES += [
-    GoldenCase("SOAP", "tz.m.SOAP(), tz.m.LR(0.05)", "mixed", steps=30),
-    GoldenCase("SOAP-freq2", "tz.m.SOAP(precond_freq=2, beta1=0.9, beta2=0.99, shampoo_beta=0.8), tz.m.LR(0.05)", "mixed", steps=25),
+    GoldenCase("SOAP", "tz.m.SOAP(merge_small=False), tz.m.LR(0.05)", "mixed", steps=30),
+    GoldenCase("SOAP-freq2", "tz.m.SOAP(precond_freq=2, beta1=0.9, beta2=0.99, shampoo_beta=0.8, merge_small=False), tz.m.LR(0.05)", "mixed", steps=25),
     GoldenCase("SOAP-merge", "tz.m.SOAP(precond_freq=3, merge_small=True), tz.m.LR(0.05)", "mixed", steps=25),
-    GoldenCase("SOAP-quadratic", "tz.m.SOAP(precond_freq=1), tz.m.LR(0.1)", "quadratic", steps=30),
-    GoldenCase("SOAP-rosenbrock", "tz.m.SOAP(precond_freq=5), tz.m.LR(0.02)", "rosenbrock", steps=30),
-    GoldenCase("SOAP-options", "tz.m.SOAP(precond_freq=2, shampoo_beta=None, proj_exp_avg=False, eps=1e-4, alpha=0.5), tz.m.LR(0.05)", "mixed", steps=25),
-    GoldenCase("SOAP-nodebias-1d", "tz.m.SOAP(precond_freq=4, debias=False, precondition_1d=False), tz.m.LR(0.05)", "mixed", steps=25, closure=False),
-    GoldenCase("SOAP-inner", "tz.m.SOAP(precond_freq=2, inner=tz.m.EMA(0.5)), tz.m.LR(0.05)", "mixed", steps=25),
+    GoldenCase("SOAP-quadratic", "tz.m.SOAP(precond_freq=1, merge_small=False), tz.m.LR(0.1)", "quadratic", steps=30),
+    GoldenCase("SOAP-rosenbrock", "tz.m.SOAP(precond_freq=5, merge_small=False), tz.m.LR(0.02)", "rosenbrock", steps=30),
+    GoldenCase("SOAP-options", "tz.m.SOAP(precond_freq=2, shampoo_beta=None, proj_exp_avg=False, eps=1e-4, alpha=0.5, merge_small=False), tz.m.LR(0.05)", "mixed", steps=25),
+    GoldenCase("SOAP-nodebias-1d", "tz.m.SOAP(precond_freq=4, debias=False, precondition_1d=False, merge_small=False), tz.m.LR(0.05)", "mixed", steps=25, closure=False),
+    GoldenCase("SOAP-inner", "tz.m.SOAP(precond_freq=2, inner=tz.m.EMA(0.5), merge_small=False), tz.m.LR(0.05)", "mixed", steps=25),
 ]

@@ -212,7 +212,7 @@ class SOAP(TensorTransform):
     inplace = False
 
     def __init__(self, beta1: float = 0.95, beta2: float = 0.95, shampoo_beta: float | None = 0.95,
-                 precond_freq: int = 10, merge_small: bool = False, max_dim: int = 4096,
+                 precond_freq: int = 10, merge_small: bool = True, max_dim: int = 4096,
                  precondition_1d: bool = True, eps: float = 1e-8, debias: bool = True,
                  proj_exp_avg: bool = True, alpha: float = 1, inner: "Chainable | None" = None):
         if int(precond_freq) < 1:
