@@ -8,8 +8,8 @@ import torch
 
 from ...core.transform import TensorTransform
 from ..matrix_adaptive.soap import (
-    FIRST_STEP_CLIP, accumulate_grams, eigenbasis, from_layout, kron_layout, new_grams, project, project_back,
-    refresh_due, refresh_eigenbasis, reorder, to_layout,
+    FIRST_STEP_CLIP, accumulate_grams, from_layout, kron_layout, project, project_back, refresh_due,
+    refresh_eigenbasis, reorder, start_bases, to_layout,
 )
 from ._reproject import reproject_buffers
 
@@ -93,10 +93,7 @@ class SOAPBasis(TensorTransform):
             beta = setting["shampoo_beta"]
             step = state.get("step", 0)
             if step == 0:
-                if mask is not None:
-                    GG = state["GG"] = new_grams(t, mask)
-                    accumulate_grams(GG, t, beta)
-                    state["Q"] = eigenbasis(GG)
+                start_bases(state, t, mask, beta)
                 state["step"] = 1
                 continue
             GG = state.get("GG")

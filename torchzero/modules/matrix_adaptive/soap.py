@@ -101,6 +101,15 @@ def eigenbasis(GG: Sequence[torch.Tensor | None]) -> list[torch.Tensor | None]:
     return [None if A is None else _eigh(A)[1].flip(1) for A in GG]
 
 
+def start_bases(state: dict[str, Any], t: torch.Tensor, mask: Sequence[bool] | None, beta: float | None) -> None:
+    """First step: the Gram accumulators ``state["GG"]`` of the preconditioned dims of ``t`` (in
+    its working layout) and their eigenbases ``state["Q"]``; nothing when no dim is preconditioned."""
+    if mask is not None:
+        GG = state["GG"] = new_grams(t, mask)
+        accumulate_grams(GG, t, beta)
+        state["Q"] = eigenbasis(GG)
+
+
 def refresh_eigenbasis(GG: Sequence[torch.Tensor | None], Q: Sequence[torch.Tensor | None]
                        ) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
     """One step of power iteration with a QR decomposition (Vyas et al., 2024, Algorithm 4).
@@ -237,10 +246,7 @@ class SOAP(TensorTransform):
         if step == 0:
             state["exp_avg"] = torch.zeros_like(t)
             state["exp_avg_sq"] = torch.zeros_like(t)
-            if mask is not None:
-                GG = state["GG"] = new_grams(t, mask)
-                accumulate_grams(GG, t, beta)
-                state["Q"] = eigenbasis(GG)
+            start_bases(state, t, mask, beta)
             state["step"] = 1
             return
         GG = state.get("GG")
