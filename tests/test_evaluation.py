@@ -103,6 +103,26 @@ def test_materialize_batch_builds_each_shared_direction_once(monkeypatch):
     assert got[0][0].data_ptr() != got[1][0].data_ptr()  # every point owns its tensors
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("distribution", ["rademacher", "gaussian", "sphere"])
+def test_materialize_batch_gives_the_same_values_as_one_by_one(dtype, distribution):
+    """The vectorised build of many perturbations of one base matches ``Perturbation.materialize``
+    bit for bit (float32 / float64 stacked, other dtypes one by one), whatever the scales."""
+    g = torch.Generator().manual_seed(0)
+    base = [t.to(dtype) for t in (torch.randn(3, 4, generator=g), torch.randn((), generator=g), torch.randn(7, generator=g))]
+    scales = [float(v) * 10.0 ** float(e) for v, e in zip(torch.randn(12, generator=g, dtype=torch.float64),
+                                                          torch.randint(-6, 2, (12,), generator=g))]
+    points = [Perturbation(base, 100 + i // 2, s, distribution) for i, s in enumerate(scales)]
+    points.insert(5, Perturbation(base, 7, [0.5, -1e-3, 2.0], distribution))  # a per-tensor scale: built alone
+    got = materialize_batch(points)
+    for pt, g_ in zip(points, got):
+        e = pt.materialize()
+        assert [t.dtype for t in g_] == [dtype] * 3 and [t.shape for t in g_] == [t.shape for t in base]
+        assert all(torch.equal(a, b) for a, b in zip(g_, e))
+    got[0][0].add_(1)  # the points do not share memory
+    assert torch.equal(got[1][0], points[1].materialize()[0])
+
+
 def count_directions(monkeypatch) -> list[int]:
     """Records the seed of every direction built from now on."""
     from torchzero.core import directions

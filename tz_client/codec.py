@@ -114,6 +114,40 @@ def from_proto(msg: tpb.Tensor, where: str = "tensor", device: Any = None) -> to
     return t if device is None else t.to(device)
 
 
+def rows_to_protos(stacked: torch.Tensor) -> list[tpb.Tensor]:
+    """One message per row of ``stacked`` (shape ``[n, *shape]``), all cut from one copy of its
+    bytes: many small tensors of one dtype and shape (the points of a batch) for the price of one."""
+    t = stacked.detach()
+    if t.device.type != "cpu":
+        t = t.cpu()
+    name, shape, n = dtype_name(t.dtype), t.shape[1:], t.shape[0]
+    data = t.numpy().tobytes() if t.dtype in _NUMPY_OK else _u8(t).tobytes()
+    k = len(data) // n if n else 0
+    return [tpb.Tensor(dtype=name, shape=shape, data=data[i * k:(i + 1) * k]) for i in range(n)]
+
+
+def rows_from_protos(msgs: Sequence[tpb.Tensor], where: Sequence[str], device: Any = None) -> list[torch.Tensor]:
+    """Decodes many messages (``where[i]`` names message ``i`` in errors); when they share one
+    dtype and shape, with one copy of their bytes, as the rows of one new tensor."""
+    if not msgs:
+        return []
+    first = msgs[0]
+    if len(msgs) == 1 or any(m.dtype != first.dtype or m.shape != first.shape for m in msgs):
+        return [from_proto(m, w, device) for m, w in zip(msgs, where)]
+    dtype = parse_dtype(first.dtype, where[0])
+    shape = parse_shape(first.shape, where[0])
+    expected = nbytes(dtype, shape)
+    for m, w in zip(msgs, where):
+        if len(m.data) != expected:
+            from_proto(m, w)  # raises the size error, naming the message
+    if not expected:
+        return [torch.empty(shape, dtype=dtype, device=device) for _ in msgs]
+    t = torch.frombuffer(bytearray(b"".join(m.data for m in msgs)), dtype=dtype).view(len(msgs), *shape)
+    if device is not None:
+        t = t.to(device)
+    return list(t.unbind(0))
+
+
 # -- losses -------------------------------------------------------------------------------------
 def loss_to_proto(loss: Any) -> tpb.Loss:
     """A loss as sent: a Python / numpy number, or a one-element tensor (kept bit for bit)."""

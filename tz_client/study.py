@@ -13,7 +13,7 @@ from torchzero.core.evaluation import BatchEvaluator, FunctionEvaluator
 
 from ._proto.torchzero_service.v1 import service_pb2 as pb
 from .asktell import AskTellChannel
-from .codec import from_proto, loss_from_proto, loss_to_float, loss_to_proto, to_proto
+from .codec import CodecError, from_proto, loss_from_proto, loss_to_float, loss_to_proto, rows_from_protos, to_proto
 from .errors import InvalidArgument, ServiceError, StudyFinished
 from .sessions import SessionInfo, session_metadata
 
@@ -80,9 +80,17 @@ class Study:
         self._closing = False  # close() is registered to run when the client closes
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _trial(self, m: pb.Trial) -> Trial:
-        xs = [from_proto(t, f"trial {m.id}") for t in m.params]
-        return Trial(m.id, xs if self.is_list else xs[0], m.needs_grad)
+    def _decode(self, msgs: Sequence[pb.Trial]) -> list[Trial]:
+        """Trials from their messages; each parameter of all of them decoded at once."""
+        if not msgs:
+            return []
+        n = len(msgs[0].params)
+        if any(len(m.params) != n for m in msgs):
+            raise CodecError("the server sent trials with different numbers of tensors")
+        where = [f"trial {m.id}" for m in msgs]
+        cols = [rows_from_protos([m.params[j] for m in msgs], where) for j in range(n)]
+        return [Trial(m.id, [c[i] for c in cols] if self.is_list else cols[0][i], m.needs_grad)
+                for i, m in enumerate(msgs)]
 
     def _send(self, request: pb.TellRequest) -> pb.TellReply:
         """One tell and/or ask over this thread's ask/tell stream, carrying the tells made with
@@ -136,7 +144,7 @@ class Study:
     def _trials(self, rep: pb.AskReply, n: int) -> list[Trial]:
         """The first ``n`` trials of a reply; the rest are held for the next asks."""
         held = {t.id for t in self._held}
-        trials = [self._trial(t) for t in rep.trials if t.id not in held]  # (a resumed ask repeats them)
+        trials = self._decode([t for t in rep.trials if t.id not in held])  # (a resumed ask repeats them)
         if len(trials) > n:
             self._held.extend(trials[n:])
             self._close_with_client()

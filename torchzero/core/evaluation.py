@@ -87,9 +87,45 @@ def materialize(point: Point) -> list[torch.Tensor]:
 
 def materialize_batch(points: Sequence[Point]) -> list[list[torch.Tensor]]:
     """Every point as tensors; perturbations that share a direction (``base + h d`` and
-    ``base - h d``) build it once."""
+    ``base - h d``) build it once.
+
+    Perturbations of one ``base`` with a single scale each are built together: per tensor of the
+    base, ``stack(d_i) * scale_i + base`` in two vectorised operations instead of two per point.
+    The values are the same as :meth:`Perturbation.materialize`'s (the same float32 / float64
+    products and sums; other dtypes, whose scalar products are computed in a wider type, are built
+    one by one). The tensors of such points are rows of one new tensor per base tensor.
+    """
     local: dict[tuple, list[torch.Tensor]] = {}
-    return [pt.materialize(pt.direction(local)) if isinstance(pt, Perturbation) else list(pt) for pt in points]
+    out: list[list[torch.Tensor] | None] = [None] * len(points)
+    groups: dict[int, list[int]] = {}
+    for i, pt in enumerate(points):
+        if not isinstance(pt, Perturbation):
+            out[i] = list(pt)
+        elif _stackable(pt):
+            groups.setdefault(id(pt.base), []).append(i)
+        else:
+            out[i] = pt.materialize(pt.direction(local))
+    for idx in groups.values():
+        first = points[idx[0]]
+        assert isinstance(first, Perturbation)
+        if len(idx) == 1:
+            out[idx[0]] = first.materialize(first.direction(local))
+            continue
+        perts = [points[i] for i in idx]
+        directions = [p.direction(local) for p in perts]  # type: ignore[union-attr]
+        rows = []
+        for j, b in enumerate(first.base):
+            scales = torch.tensor([p.scale for p in perts], dtype=b.dtype, device=b.device)  # type: ignore[union-attr]
+            x = torch.stack([d[j] for d in directions]).mul_(scales.view(-1, *([1] * b.dim()))).add_(b)
+            rows.append(x.unbind(0))
+        for k, i in enumerate(idx):
+            out[i] = [r[k] for r in rows]
+    return out  # type: ignore[return-value]
+
+
+def _stackable(pt: Perturbation) -> bool:
+    return (not isinstance(pt.scale, (list, tuple)) and bool(pt.base)
+            and all(b.dtype in (torch.float32, torch.float64) for b in pt.base))
 
 
 class BatchEvaluator(ABC):

@@ -17,9 +17,10 @@ from typing import Any
 
 import torch
 
-from torchzero.core.evaluation import EvalResult, Perturbation, Point, materialize_batch
+from torchzero.core.evaluation import EvalResult, Point, materialize_batch
 from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
-from tz_client.codec import CodecError, from_proto, loss_from_proto, loss_to_float, loss_to_proto, nbytes, to_proto
+from tz_client.codec import (CodecError, from_proto, loss_from_proto, loss_to_float, loss_to_proto, nbytes,
+                             rows_to_protos, to_proto)
 
 from ..errors import FailedPrecondition, InvalidArgument, ResourceExhausted, SessionClosed, Unavailable
 from ..persistence import Store
@@ -101,15 +102,19 @@ class StudySession(Session):
         return out
 
     def _clamp(self, xs: list[torch.Tensor]) -> None:
-        if self.lower is None and self.upper is None:
-            return
         for i, x in enumerate(xs):
-            lo = None if self.lower is None else self.lower[i]
-            hi = None if self.upper is None else self.upper[i]
-            if isinstance(lo, torch.Tensor) or isinstance(hi, torch.Tensor):
-                torch.clamp(x, min=_as_tensor(lo, x), max=_as_tensor(hi, x), out=x)
-            else:
-                x.clamp_(min=lo, max=hi)
+            self._clamp_one(i, x)
+
+    def _clamp_one(self, i: int, x: torch.Tensor) -> None:
+        """Clamps ``x`` (parameter ``i``, or a stack of values of it) into the bounds, in place."""
+        lo = None if self.lower is None else self.lower[i]
+        hi = None if self.upper is None else self.upper[i]
+        if lo is None and hi is None:
+            return
+        if isinstance(lo, torch.Tensor) or isinstance(hi, torch.Tensor):
+            torch.clamp(x, min=_as_tensor(lo, x), max=_as_tensor(hi, x), out=x)
+        else:
+            x.clamp_(min=lo, max=hi)
 
     def _project(self) -> None:
         self._clamp([p.data for p in self.params])
@@ -157,22 +162,19 @@ class StudySession(Session):
         st = super().checkpoint_state()
         if self.best is not None:
             value, loss, params, tid = self.best
-            st["best"] = {"value": value, "loss": loss, "params": [p.cpu() for p in params], "id": tid}
+            st["best"] = {"value": value, "loss": loss, "params": [p.detach().to("cpu", copy=True) for p in params],
+                          "id": tid}  # (a copy: the point may be a row of a batch)
         return st
 
     # -- the evaluator the optimizer calls ------------------------------------------------------------
     def evaluate_batch(self, points: Sequence[Point], backward: bool = False) -> list[EvalResult]:
         step = self.book.step
         asks = []
-        for pt, xs in zip(points, materialize_batch(points)):
-            x = [t.detach().clone() for t in xs] if not isinstance(pt, Perturbation) else xs
-            with torch.no_grad():
-                self._clamp(x)
+        for xs, msgs in zip(*self._build(points)):
             k = self.book.next_index
             self.book.next_index += 1
             tid = ask_id(step, k)
-            proto = pb.Trial(id=tid, params=[to_proto(t) for t in x], needs_grad=backward)
-            asks.append(Ask(tid, step, k, x, backward, proto))
+            asks.append(Ask(tid, step, k, xs, backward, pb.Trial(id=tid, params=msgs, needs_grad=backward)))
         with self.cond:
             for a in asks:
                 ans = self.book.early.pop(a.id, None)
@@ -190,6 +192,24 @@ class StudySession(Session):
                         raise SessionClosed(self.name)
                     self.step_cond.wait()
         return [EvalResult(a.loss, a.grads) for a in asks]
+
+    def _build(self, points: Sequence[Point]) -> tuple[list[list[torch.Tensor]], list[list[Any]]]:
+        """The points as tensors of the study's own (clamped into the bounds) and as messages.
+
+        Per parameter, the values of all points are stacked into one new tensor, clamped and
+        encoded at once; each point's tensors are rows of those stacks."""
+        built = materialize_batch(points)
+        rows, msgs = [], []
+        if not built:
+            return [], []
+        with torch.no_grad():
+            for j in range(len(self.layout)):
+                x = torch.stack([b[j].detach() for b in built])
+                self._clamp_one(j, x)
+                rows.append(x.unbind(0))
+                msgs.append(rows_to_protos(x))
+        return ([[r[i] for r in rows] for i in range(len(built))],
+                [[m[i] for m in msgs] for i in range(len(built))])
 
     def _apply(self, a: Ask, ans: Answer) -> None:
         """Records the answer (under the lock)."""
