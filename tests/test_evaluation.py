@@ -5,6 +5,7 @@ import math
 import pickle
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -44,6 +45,20 @@ def test_directions_have_zero_mean_and_identity_second_moment(dist):
         assert set(d.unique().tolist()) == {-1.0, 1.0}
     if dist == "uniform":
         assert d.abs().max() <= math.sqrt(3)
+
+
+def test_rademacher_signs_do_not_depend_on_dtype_or_thread():
+    """The same seed gives the same signs in every dtype, and in any thread (each thread re-seeds
+    its own generator)."""
+    shapes = [(10,), (3, 4), (), (20000,)]
+    ref = make_direction("rademacher", 99, [torch.zeros(s) for s in shapes])
+    for dtype in (torch.float64, torch.bfloat16, torch.float16, torch.complex64, torch.int32):
+        d = make_direction("rademacher", 99, [torch.zeros(s, dtype=dtype) for s in shapes])
+        assert [t.dtype for t in d] == [dtype] * 4
+        assert all(torch.equal(a.real.float() if a.is_complex() else a.float(), b) for a, b in zip(d, ref))
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: make_direction("rademacher", 99, [torch.zeros(s) for s in shapes]), range(16)))
+    assert all(torch.equal(a, b) for g in got for a, b in zip(g, ref))
 
 
 def test_basis_direction_spans_all_tensors():

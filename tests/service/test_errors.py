@@ -55,6 +55,18 @@ def test_bad_tells_leave_the_study_unchanged(client, name):
     assert study.tell(t, 1.0, torch.ones(3)) == (1, 0)
 
 
+def test_non_finite_losses_of_a_gradient_free_study_are_refused(client, name):
+    study = client.create_study(name, torch.zeros(3), [tz.m.SPSA(), tz.m.LR(0.1)], seed=0)
+    trials = study.ask(n=2)
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(InvalidArgument, match=f"tell '{trials[1].id}': loss is not finite"):
+            study.tell(trials, [1.0, bad])
+    assert study.info().evaluations == 0
+    assert study.tell(trials, [1.0, -1e308]) == (2, 0)  # large but finite
+    lax = client.create_study(name + "-lax", torch.zeros(3), [tz.m.SPSA(), tz.m.LR(0.1)], seed=0, allow_nonfinite=True)
+    assert lax.tell(lax.ask(n=2), [float("nan"), float("inf")]) == (2, 0)
+
+
 def test_bad_gradients_leave_the_optimizer_unchanged(deployment):
     p = torch.nn.Parameter(torch.ones(3))
     opt = RemoteOptimizer([p], tz.m.Adam(), tz.m.LR(0.1), address=deployment.address)

@@ -11,6 +11,7 @@ makes the randomized finite-difference estimate ``(d . grad) d`` unbiased for th
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 
 import torch
@@ -43,6 +44,20 @@ def derive_seed(seed: int, counter: int) -> int:
     return z & ((1 << 63) - 1)
 
 
+_generators = threading.local()
+
+
+def _generator(device: torch.device) -> torch.Generator:
+    """This thread's generator for ``device`` (re-seeding fully resets it, so one is enough)."""
+    gens = getattr(_generators, "by_device", None)
+    if gens is None:
+        gens = _generators.by_device = {}
+    g = gens.get(device)
+    if g is None:
+        g = gens[device] = torch.Generator(device=device)
+    return g
+
+
 def make_direction(distribution: str, seed: int, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """Tensors shaped like ``like``.
 
@@ -58,12 +73,14 @@ def make_direction(distribution: str, seed: int, like: Sequence[torch.Tensor]) -
     if distribution == "basis":
         return _basis(int(seed), like)
     device = like[0].device
-    g = torch.Generator(device=device)
+    g = _generator(device)
     g.manual_seed(int(seed))
     out = []
     for t in like:
-        if distribution == "rademacher":
-            d = torch.randint(0, 2, t.shape, generator=g, device=device, dtype=torch.int8).to(t.dtype).mul_(2).sub_(1)
+        if distribution == "rademacher":  # (randint draws the same integers whatever the dtype)
+            real = not (t.is_complex() or t.dtype == torch.bool)
+            d = torch.randint(0, 2, t.shape, generator=g, device=device, dtype=t.dtype if real else torch.int8)
+            d = (d if real else d.to(t.dtype)).mul_(2).sub_(1)
         elif distribution in ("gaussian", "normal", "sphere"):
             d = torch.randn(t.shape, generator=g, device=device, dtype=t.dtype)
         elif distribution == "uniform":
