@@ -108,8 +108,9 @@ def materialize_batch(points: Sequence[Point]) -> list[list[torch.Tensor]]:
     for idx in groups.values():
         first = points[idx[0]]
         assert isinstance(first, Perturbation)
-        if len(idx) == 1:
-            out[idx[0]] = first.materialize(first.direction(local))
+        if len(idx) < _STACK_FROM:
+            for i in idx:
+                out[i] = points[i].materialize(points[i].direction(local))  # type: ignore[union-attr]
             continue
         perts = [points[i] for i in idx]
         directions = [p.direction(local) for p in perts]  # type: ignore[union-attr]
@@ -121,6 +122,10 @@ def materialize_batch(points: Sequence[Point]) -> list[list[torch.Tensor]]:
         for k, i in enumerate(idx):
             out[i] = [r[k] for r in rows]
     return out  # type: ignore[return-value]
+
+
+_STACK_FROM = 4
+"""Perturbations of one base built together from this many on (fewer are cheaper one by one)."""
 
 
 def _stackable(pt: Perturbation) -> bool:
