@@ -12,7 +12,8 @@ Rows (the objective is a cheap quadratic, so the figures measure the service, no
     two tells ride with the next ask: one round trip per step);
   * one client, batch asks of 16 (RandomizedFDM with 8 samples: 16 points per step);
   * 1 / 4 / 16 client processes sharing one study whose steps have 16 points (each process asks
-    for its share), with a simulated evaluation cost (--eval-ms, default 1 ms);
+    for its share), with a simulated evaluation cost (--eval-ms, default 1 and 10 ms), and the
+    server process's CPU time per evaluation;
   * p50 latency of one ask + one tell after 100 and after 100,000 evaluations (--quick: 10,000);
   * Optuna ask/tell in memory and through ``optuna.storages.GrpcStorageProxy`` (RandomSampler),
     Nevergrad SPSA ask/tell in process.
@@ -92,8 +93,10 @@ def _client_proc(address: str, study_name: str, batch: int, seconds: float, eval
     out.put(tz_loop(address, study_name, batch, seconds, f"proc-{os.getpid()}", eval_ms, wait_for_start))
 
 
-def tz_processes(address: str, study_name: str, n_procs: int, batch: int, seconds: float, eval_ms: float) -> float:
-    """Evaluations per second of ``n_procs`` client processes on one study (each asks ``batch``)."""
+def tz_processes(address: str, study_name: str, n_procs: int, batch: int, seconds: float,
+                 eval_ms: float, server=None) -> tuple[float, float]:
+    """Evaluations per second of ``n_procs`` client processes on one study (each asks ``batch``),
+    and the CPU time (user + system) of the ``server`` process (psutil) per evaluation, in us."""
     ctx = mp.get_context("spawn")
     start, ready, out = ctx.Event(), ctx.Queue(), ctx.Queue()
     procs = [ctx.Process(target=_client_proc, args=(address, study_name, batch, seconds, eval_ms, start, ready, out))
@@ -102,13 +105,15 @@ def tz_processes(address: str, study_name: str, n_procs: int, batch: int, second
         p.start()
     for _ in procs:  # every process imported and connected
         ready.get(timeout=600)
+    cpu0 = sum(server.cpu_times()[:2]) if server is not None else 0.0
     t0 = time.perf_counter()
     start.set()
     total = sum(out.get(timeout=600) for _ in procs)
     took = time.perf_counter() - t0
+    cpu = sum(server.cpu_times()[:2]) - cpu0 if server is not None else float("nan")
     for p in procs:
         p.join()
-    return total / took
+    return total / took, cpu / total * 1e6
 
 
 def latency_p50(study, pairs: int) -> float:
@@ -255,8 +260,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="short runs; latency after 10,000 instead of 100,000 evals")
     ap.add_argument("--seconds", type=float, default=None, help="length of each throughput run")
     ap.add_argument("--clients", default="1,4,16", help="client process counts")
-    ap.add_argument("--eval-ms", type=float, default=1.0,
-                    help="simulated cost of one evaluation in the client-process rows (ms, default 1)")
+    ap.add_argument("--eval-ms", default="1,10",
+                    help="simulated costs of one evaluation in the client-process rows (ms, default 1,10)")
     args = ap.parse_args()
     seconds = args.seconds or (2.0 if args.quick else 10.0)
     late = 10_000 if args.quick else 100_000
@@ -297,14 +302,17 @@ def main() -> None:
                 row(f"tz, {where}, 1 client, {label}", n / seconds)
             c.close()
 
+        import psutil
+        server = psutil.Process(proc.pid)
         c = tz_client.Client(address)
-        for n_procs in [int(v) for v in args.clients.split(",")]:
-            name = f"bench-procs-{n_procs}"
-            c.create_study(name, x0, modules("rfdm"), seed=0)
-            share = max(1, -(-16 // n_procs))  # the 16 points of a step, shared out
-            rate = tz_processes(address, name, n_procs, share, seconds, args.eval_ms)
-            row(f"tz, server process, {n_procs} client process(es), RFDM(8), asks of {share}, "
-                f"{args.eval_ms:g} ms per evaluation", rate)
+        for eval_ms in [float(v) for v in args.eval_ms.split(",")]:
+            for n_procs in [int(v) for v in args.clients.split(",")]:
+                name = f"bench-procs-{n_procs}-{eval_ms:g}"
+                c.create_study(name, x0, modules("rfdm"), seed=0)
+                share = max(1, -(-16 // n_procs))  # the 16 points of a step, shared out
+                rate, cpu = tz_processes(address, name, n_procs, share, seconds, eval_ms, server)
+                row(f"tz, server process, {n_procs} client process(es), RFDM(8), asks of {share}, "
+                    f"{eval_ms:g} ms per evaluation", rate, note=f"server CPU {cpu:.0f} us/eval")
 
         study = c.create_study("bench-latency", x0, modules("rfdm"), seed=0)
         advance(study, 100)
