@@ -286,10 +286,13 @@ def main() -> None:
     row("tz study driven in process, no gRPC, batches of 16, RFDM(8)", in_process_rate("rfdm", 16, seconds))
 
     x0 = torch.zeros(DIM)
-    embedded = tz_server.serve()
     proc, address = start_tz_server()
     try:
-        for where, addr in (("embedded server", embedded.address), ("server process, loopback", address)):
+        for where in ("embedded server", "server process, loopback"):
+            # (the embedded server is stopped before the loopback rows: its idle threads would
+            # otherwise share the client process)
+            embedded = tz_server.serve() if where == "embedded server" else None
+            addr = embedded.address if embedded is not None else address
             c = tz_client.Client(addr)
             for kind, batch, prefetch, label in (
                     ("spsa", 1, 0, "1 trial per ask, SPSA, a round trip per evaluation"),
@@ -301,6 +304,8 @@ def main() -> None:
                 n = tz_loop(addr, name, batch, seconds, prefetch=prefetch)
                 row(f"tz, {where}, 1 client, {label}", n / seconds)
             c.close()
+            if embedded is not None:
+                embedded.stop()
 
         import psutil
         server = psutil.Process(proc.pid)
@@ -338,7 +343,6 @@ def main() -> None:
             oproc.wait()
         row("Nevergrad SPSA in process", nevergrad_loop(seconds))
     finally:
-        embedded.stop()
         proc.terminate()
         proc.wait()
     print()
