@@ -11,6 +11,8 @@ Rows (the objective is a cheap quadratic, so the figures measure the service, no
     ``prefetch=1`` + ``tell(wait=False)`` (the step's second trial is held by the client and the
     two tells ride with the next ask: one round trip per step);
   * one client, batch asks of 16 (RandomizedFDM with 8 samples: 16 points per step);
+  * the prefetch and batch rows again with the server pinned to one CPU (``tz-server --cpus``) and
+    the client process to the others (on hosts with 2 or more CPUs);
   * 1 / 4 / 16 client processes sharing one study whose steps have 16 points (each process asks
     for its share), with a simulated evaluation cost (--eval-ms, default 1 and 10 ms), and the
     server process's CPU time per evaluation;
@@ -91,6 +93,24 @@ def _client_proc(address: str, study_name: str, batch: int, seconds: float, eval
         ready.put(1)
         start.wait()
     out.put(tz_loop(address, study_name, batch, seconds, f"proc-{os.getpid()}", eval_ms, wait_for_start))
+
+
+def _pinned_proc(cpus: set[int], out, *args) -> None:
+    os.sched_setaffinity(0, cpus)  # before grpc and torch start any thread
+    import torch
+    torch.set_num_threads(len(cpus))
+    out.put(tz_loop(*args))
+
+
+def pinned_loop(cpus: set[int], address: str, study_name: str, batch: int, seconds: float, prefetch: int) -> int:
+    """``tz_loop`` in a new client process restricted to ``cpus``; returns its evaluations."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    p = ctx.Process(target=_pinned_proc, args=(cpus, out, address, study_name, batch, seconds, None, 0.0, None, prefetch))
+    p.start()
+    n = out.get(timeout=600)
+    p.join()
+    return n
 
 
 def tz_processes(address: str, study_name: str, n_procs: int, batch: int, seconds: float,
@@ -242,8 +262,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_tz_server() -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "tz_server.cli", "--port", "0", "--log-level", "warning"],
+def start_tz_server(*args: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "tz_server.cli", "--port", "0", "--log-level", "warning", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -306,6 +326,25 @@ def main() -> None:
             c.close()
             if embedded is not None:
                 embedded.stop()
+
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        if len(cpus) >= 2:  # the server on one CPU, the client on the others
+            pproc, paddr = start_tz_server("--cpus", str(cpus[0]))
+            try:
+                c = tz_client.Client(paddr)
+                for kind, batch, prefetch, label in (
+                        ("spsa", 1, 1, "1 trial per ask, SPSA, prefetch=1 + tell(wait=False)"),
+                        ("rfdm", 16, 0, "batch asks of 16, RFDM(8)")):
+                    name = f"bench-pinned-{kind}-{batch}"
+                    c.create_study(name, x0, modules(kind), seed=0)
+                    pinned_loop(set(cpus[1:]), paddr, name, batch, 0.3, prefetch)  # warm up
+                    n = pinned_loop(set(cpus[1:]), paddr, name, batch, seconds, prefetch)
+                    row(f"tz, server process pinned (--cpus {cpus[0]}), client on the other CPU(s), 1 client, {label}",
+                        n / seconds)
+                c.close()
+            finally:
+                pproc.terminate()
+                pproc.wait()
 
         import psutil
         server = psutil.Process(proc.pid)

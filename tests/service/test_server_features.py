@@ -1,6 +1,7 @@
 """Auth, TLS, health, reflection, metrics, the command line, and what imports what."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import urllib.request
@@ -113,6 +114,37 @@ def test_device_is_validated():
     if not torch.cuda.is_available():
         r = run_cli("--device", "cuda")
         assert r.returncode == 2 and "CUDA is not available" in r.stderr
+
+
+def test_cpus_are_parsed_and_checked():
+    from tz_server.affinity import parse_cpus
+    assert parse_cpus("0") == {0} and parse_cpus("0-3") == {0, 1, 2, 3} and parse_cpus("1, 4-5") == {1, 4, 5}
+    for bad in ("", "x", "1-", "-1", "3-1", "0,,1"):
+        with pytest.raises(ValueError, match="--cpus"):
+            parse_cpus(bad)
+    r = run_cli("--cpus", "0-x")
+    assert r.returncode == 2 and "expected CPU numbers and ranges" in r.stderr
+    if hasattr(os, "sched_getaffinity"):
+        r = run_cli("--cpus", str(max(os.sched_getaffinity(0)) + 1))
+        assert r.returncode == 2 and "not available to this process" in r.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs sched_setaffinity (Linux)")
+def test_a_pinned_server_runs_every_thread_on_its_cpus():
+    cpu = min(os.sched_getaffinity(0))
+    proc = ServerProcess("--cpus", str(cpu))
+    try:
+        c = tz_client.Client(proc.address)
+        study = c.create_study("pinned", torch.zeros(3), [tz.m.SPSA(), tz.m.LR(0.1)], seed=0)
+        study.tell(study.ask(n=2), [1.0, 2.0])  # a step on the study's own thread, after the pin
+        assert study.info().step == 1
+        tids = os.listdir(f"/proc/{proc.proc.pid}/task")
+        assert len(tids) > 5  # gRPC's threads, the study's, torch's...
+        for tid in tids:
+            assert os.sched_getaffinity(int(tid)) == {cpu}, tid
+        c.close()
+    finally:
+        proc.stop()
 
 
 def test_session_device_is_validated(client, name):
