@@ -13,6 +13,8 @@ Rows (the objective is a cheap quadratic, so the figures measure the service, no
   * one client, batch asks of 16 (RandomizedFDM with 8 samples: 16 points per step);
   * the prefetch and batch rows again with the server pinned to one CPU (``tz-server --cpus``) and
     the client process to the others (on hosts with 2 or more CPUs);
+  * the raw echo with 1 and 16 client processes, each sleeping 1 ms before every round trip (what
+    gRPC alone does with many clients);
   * 1 / 4 / 16 client processes sharing one study whose steps have 16 points (each process asks
     for its share), with a simulated evaluation cost (--eval-ms, default 1 and 10 ms), and the
     server process's CPU time per evaluation;
@@ -186,6 +188,64 @@ def raw_echo_rate(seconds: float) -> tuple[float, float, float]:
         proc.wait()
 
 
+def _echo_proc(address: str, seconds: float, sleep_ms: float, start, ready, out) -> None:
+    import queue
+
+    import grpc
+    from transport import ECHO
+    channel = grpc.insecure_channel(address)
+    outbox: queue.SimpleQueue = queue.SimpleQueue()
+
+    def requests():
+        while (m := outbox.get()) is not None:
+            yield m
+    replies = iter(channel.stream_stream(ECHO, request_serializer=None, response_deserializer=None)(requests()))
+    msg = b"x" * 200
+    for _ in range(50):
+        outbox.put(msg)
+        next(replies)
+    ready.put(1)
+    start.wait()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        time.sleep(sleep_ms / 1e3)
+        outbox.put(msg)
+        next(replies)
+        n += 1
+    outbox.put(None)
+    channel.close()
+    out.put(n)
+
+
+def raw_echo_processes(n_procs: int, seconds: float, sleep_ms: float) -> tuple[float, float]:
+    """Round trips per second of ``n_procs`` client processes, each sleeping ``sleep_ms`` before
+    every round trip on its own echo stream (the echo server of benchmarks/transport.py), and the
+    server process's CPU time per round trip (us): what gRPC alone does with that many clients."""
+    import psutil
+    from transport import start as start_echo
+    proc, address = start_echo([sys.executable, str(Path(__file__).with_name("transport.py")), "--echo-server"])
+    try:
+        server = psutil.Process(proc.pid)
+        ctx = mp.get_context("spawn")
+        start, ready, out = ctx.Event(), ctx.Queue(), ctx.Queue()
+        procs = [ctx.Process(target=_echo_proc, args=(address, seconds, sleep_ms, start, ready, out))
+                 for _ in range(n_procs)]
+        for p in procs:
+            p.start()
+        for _ in procs:
+            ready.get(timeout=600)
+        cpu0, t0 = sum(server.cpu_times()[:2]), time.perf_counter()
+        start.set()
+        total = sum(out.get(timeout=600) for _ in procs)
+        took, cpu = time.perf_counter() - t0, sum(server.cpu_times()[:2]) - cpu0
+        for p in procs:
+            p.join()
+        return total / took, cpu / total * 1e6
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 def in_process_rate(kind: str, batch: int, seconds: float) -> float:
     """Evaluations per second of a study driven by direct calls on its session (no gRPC)."""
     import torch
@@ -345,6 +405,11 @@ def main() -> None:
             finally:
                 pproc.terminate()
                 pproc.wait()
+
+        for n_procs in (1, 16):
+            rate, cpu = raw_echo_processes(n_procs, seconds, 1.0)
+            row(f"raw gRPC stream echo, {n_procs} client process(es), each sleeping 1 ms before a round trip",
+                rate, "evals/s", f"server CPU {cpu:.0f} us/round trip")
 
         import psutil
         server = psutil.Process(proc.pid)

@@ -41,7 +41,7 @@ def echo_server() -> None:
 
     handler = grpc.method_handlers_generic_handler("bench.Echo", {
         "Echo": grpc.stream_stream_rpc_method_handler(echo, request_deserializer=None, response_serializer=None)})
-    server = grpc.server(ThreadPoolExecutor(8), options=CHANNEL_OPTIONS)
+    server = grpc.server(ThreadPoolExecutor(64), options=CHANNEL_OPTIONS)  # (as many RPC threads as tz-server)
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
