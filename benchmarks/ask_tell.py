@@ -149,39 +149,64 @@ def latency_p50(study, pairs: int) -> float:
     return statistics.median(samples) * 1e3
 
 
+class _EchoStream:
+    """A bidirectional stream to the echo server of benchmarks/transport.py (200-byte messages)."""
+
+    def __init__(self, address: str, warm_up: int = 200):
+        import queue
+
+        import grpc
+        from transport import ECHO
+        self.channel = grpc.insecure_channel(address)
+        self.outbox: queue.SimpleQueue = queue.SimpleQueue()
+
+        def requests():
+            while (m := self.outbox.get()) is not None:
+                yield m
+        self.replies = iter(self.channel.stream_stream(ECHO, request_serializer=None,
+                                                       response_deserializer=None)(requests()))
+        self.msg = b"x" * 200
+        for _ in range(warm_up):
+            self.roundtrip()
+
+    def roundtrip(self) -> None:
+        self.outbox.put(self.msg)
+        next(self.replies)
+
+    def run(self, seconds: float, sleep_ms: float = 0.0) -> int:
+        """Round trips for ``seconds`` (sleeping ``sleep_ms`` before each); returns how many."""
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            if sleep_ms:
+                time.sleep(sleep_ms / 1e3)
+            self.roundtrip()
+            n += 1
+        return n
+
+    def close(self) -> None:
+        self.outbox.put(None)
+        self.channel.close()
+
+
+def _start_echo_server():
+    from transport import start
+    return start([sys.executable, str(Path(__file__).with_name("transport.py")), "--echo-server"])
+
+
 def raw_echo_rate(seconds: float) -> tuple[float, float, float]:
     """Round trips per second of a bare gRPC bidirectional stream echoing 200 bytes (its own server
     process, the echo server of benchmarks/transport.py), and the CPU time (user + system) one
     round trip costs the server and the client process, in microseconds."""
-    import queue
-
-    import grpc
     import psutil
-    from transport import ECHO, start
-    proc, address = start([sys.executable, str(Path(__file__).with_name("transport.py")), "--echo-server"])
+    proc, address = _start_echo_server()
     try:
         server = psutil.Process(proc.pid)
-        channel = grpc.insecure_channel(address)
-        outbox: queue.SimpleQueue = queue.SimpleQueue()
-
-        def requests():
-            while (m := outbox.get()) is not None:
-                yield m
-        replies = iter(channel.stream_stream(ECHO, request_serializer=None, response_deserializer=None)(requests()))
-        msg = b"x" * 200
-        for _ in range(200):
-            outbox.put(msg)
-            next(replies)
-        s0, c0 = sum(server.cpu_times()[:2]), time.process_time()
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            outbox.put(msg)
-            next(replies)
-            n += 1
+        stream = _EchoStream(address)
+        s0, c0, t0 = sum(server.cpu_times()[:2]), time.process_time(), time.perf_counter()
+        n = stream.run(seconds)
         rate = n / (time.perf_counter() - t0)
         s_cpu, c_cpu = sum(server.cpu_times()[:2]) - s0, time.process_time() - c0
-        outbox.put(None)
-        channel.close()
+        stream.close()
         return rate, s_cpu / n * 1e6, c_cpu / n * 1e6
     finally:
         proc.terminate()
@@ -189,31 +214,11 @@ def raw_echo_rate(seconds: float) -> tuple[float, float, float]:
 
 
 def _echo_proc(address: str, seconds: float, sleep_ms: float, start, ready, out) -> None:
-    import queue
-
-    import grpc
-    from transport import ECHO
-    channel = grpc.insecure_channel(address)
-    outbox: queue.SimpleQueue = queue.SimpleQueue()
-
-    def requests():
-        while (m := outbox.get()) is not None:
-            yield m
-    replies = iter(channel.stream_stream(ECHO, request_serializer=None, response_deserializer=None)(requests()))
-    msg = b"x" * 200
-    for _ in range(50):
-        outbox.put(msg)
-        next(replies)
+    stream = _EchoStream(address, warm_up=50)
     ready.put(1)
     start.wait()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        time.sleep(sleep_ms / 1e3)
-        outbox.put(msg)
-        next(replies)
-        n += 1
-    outbox.put(None)
-    channel.close()
+    n = stream.run(seconds, sleep_ms)
+    stream.close()
     out.put(n)
 
 
@@ -222,8 +227,7 @@ def raw_echo_processes(n_procs: int, seconds: float, sleep_ms: float) -> tuple[f
     every round trip on its own echo stream (the echo server of benchmarks/transport.py), and the
     server process's CPU time per round trip (us): what gRPC alone does with that many clients."""
     import psutil
-    from transport import start as start_echo
-    proc, address = start_echo([sys.executable, str(Path(__file__).with_name("transport.py")), "--echo-server"])
+    proc, address = _start_echo_server()
     try:
         server = psutil.Process(proc.pid)
         ctx = mp.get_context("spawn")
