@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import torchzero as tz
+from closures import backward_closure, run_trajectory
 
 H = torch.tensor([2.0, 4.0, 6.0], dtype=torch.float64)  # Hessian diagonal of quad()
 
@@ -19,31 +20,14 @@ def quad(x: torch.Tensor) -> torch.Tensor:
 
 
 def make_closure(opt, params, fn):
-    def closure(backward=True):
-        loss = fn(*params)
-        if backward:
-            opt.zero_grad()
-            loss.backward()
-        return loss
-    return closure
+    return backward_closure(opt, lambda: fn(*params))
 
 
 def one_step(mods, x0=(1.0, -2.0, 3.0), fn=quad, closure=True, steps=1):
     """Runs ``steps`` steps; returns the updates (x_before - x_after) and the optimizer."""
-    x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
-    opt = tz.Optimizer([x], *mods)
-    cl = make_closure(opt, [x], fn)
-    ups = []
-    for _ in range(steps):
-        before = x.detach().clone()
-        if closure:
-            opt.step(cl)
-        else:
-            opt.zero_grad()
-            fn(x).backward()
-            opt.step()
-        ups.append(before - x.detach())
-    return ups, opt
+    x0 = torch.tensor(x0, dtype=torch.float64)
+    traj, opt = run_trajectory(mods, fn, x0, steps, closure=closure)
+    return [a - b for a, b in zip([x0, *traj], traj)], opt
 
 
 def grad_at(x0, fn=quad):
