@@ -13,7 +13,7 @@ import torch
 import torchzero as tz
 from torchzero.core.directions import derive_seed, make_direction
 from torchzero.core.evaluation import (EvalResult, FunctionEvaluator, Perturbation, ThreadPoolEvaluator,
-                                       evaluate_points, materialize_batch)
+                                       evaluate_points, materialize_batch, materialize_stacked)
 
 
 def _like():
@@ -136,6 +136,24 @@ def test_materialize_batch_gives_the_same_values_as_one_by_one(dtype, distributi
         assert all(torch.equal(a, b) for a, b in zip(g_, e))
     got[0][0].add_(1)  # the points do not share memory
     assert torch.equal(got[1][0], points[1].materialize()[0])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_materialize_stacked_is_the_stack_of_materialize_batch(dtype):
+    base = [torch.randn(3, 4).to(dtype), torch.randn(()).to(dtype)]
+    one_base = [Perturbation(base, 10 + i // 2, 1e-3 * (i + 1) * (-1) ** i) for i in range(8)]
+    mixed = one_base[:3] + [[torch.ones(3, 4, dtype=dtype), torch.ones((), dtype=dtype)]] + one_base[3:]
+    for points in (one_base, mixed, one_base[:2]):
+        got = materialize_stacked(points)
+        built = materialize_batch(points)
+        assert len(got) == 2
+        for j, x in enumerate(got):
+            assert x.shape == (len(points), *base[j].shape) and x.dtype == dtype
+            assert torch.equal(x, torch.stack([b[j] for b in built]))
+    assert materialize_stacked([]) == []
+    x = materialize_stacked(mixed)[0]
+    x.add_(1)  # new tensors: the points and the base are untouched
+    assert torch.equal(mixed[3][0], torch.ones(3, 4, dtype=dtype)) and torch.equal(one_base[0].base[0], base[0])
 
 
 def count_directions(monkeypatch) -> list[int]:

@@ -106,22 +106,36 @@ def materialize_batch(points: Sequence[Point]) -> list[list[torch.Tensor]]:
         else:
             out[i] = pt.materialize(pt.direction(local))
     for idx in groups.values():
-        first = points[idx[0]]
-        assert isinstance(first, Perturbation)
         if len(idx) < _STACK_FROM:
             for i in idx:
                 out[i] = points[i].materialize(points[i].direction(local))  # type: ignore[union-attr]
             continue
-        perts = [points[i] for i in idx]
-        directions = [p.direction(local) for p in perts]  # type: ignore[union-attr]
-        rows = []
-        for j, b in enumerate(first.base):
-            scales = torch.tensor([p.scale for p in perts], dtype=b.dtype, device=b.device)  # type: ignore[union-attr]
-            x = torch.stack([d[j] for d in directions]).mul_(scales.view(-1, *([1] * b.dim()))).add_(b)
-            rows.append(x.unbind(0))
+        rows = [x.unbind(0) for x in _stack_group([points[i] for i in idx], local)]  # type: ignore[misc]
         for k, i in enumerate(idx):
             out[i] = [r[k] for r in rows]
     return out  # type: ignore[return-value]
+
+
+def materialize_stacked(points: Sequence[Point]) -> list[torch.Tensor]:
+    """Per tensor of the points, the values of every point stacked into one new tensor
+    (``[len(points), *shape]``): the same values as :func:`materialize_batch`, without building
+    and re-stacking rows when the points are perturbations of one base."""
+    first = points[0] if points else None
+    if (isinstance(first, Perturbation) and len(points) >= _STACK_FROM
+            and all(isinstance(p, Perturbation) and p.base is first.base and _stackable(p) for p in points)):
+        return _stack_group(points, {})  # type: ignore[arg-type]
+    built = materialize_batch(points)
+    return [torch.stack([b[j].detach() for b in built]) for j in range(len(built[0]))] if built else []
+
+
+def _stack_group(perts: Sequence[Perturbation], local: dict) -> list[torch.Tensor]:
+    """``stack(d_i) * scale_i + base`` per tensor of the shared base (new tensors)."""
+    directions = [p.direction(local) for p in perts]
+    out = []
+    for j, b in enumerate(perts[0].base):
+        scales = torch.tensor([p.scale for p in perts], dtype=b.dtype, device=b.device)
+        out.append(torch.stack([d[j] for d in directions]).mul_(scales.view(-1, *([1] * b.dim()))).add_(b))
+    return out
 
 
 _STACK_FROM = 4

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from torchzero.core.evaluation import EvalResult, Point, materialize_batch
+from torchzero.core.evaluation import EvalResult, Point, materialize_stacked
 from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
 from tz_client.codec import (CodecError, from_proto, loss_from_proto, loss_to_float, loss_to_proto, nbytes,
                              rows_to_protos, to_proto)
@@ -196,20 +196,18 @@ class StudySession(Session):
     def _build(self, points: Sequence[Point]) -> tuple[list[list[torch.Tensor]], list[list[Any]]]:
         """The points as tensors of the study's own (clamped into the bounds) and as messages.
 
-        Per parameter, the values of all points are stacked into one new tensor, clamped and
-        encoded at once; each point's tensors are rows of those stacks."""
-        built = materialize_batch(points)
-        rows, msgs = [], []
-        if not built:
+        Per parameter, the values of all points are one new tensor, clamped and encoded at once;
+        each point's tensors are rows of those stacks."""
+        if not points:
             return [], []
+        rows, msgs = [], []
         with torch.no_grad():
-            for j in range(len(self.layout)):
-                x = torch.stack([b[j].detach() for b in built])
+            for j, x in enumerate(materialize_stacked(points)):
                 self._clamp_one(j, x)
                 rows.append(x.unbind(0))
                 msgs.append(rows_to_protos(x))
-        return ([[r[i] for r in rows] for i in range(len(built))],
-                [[m[i] for m in msgs] for i in range(len(built))])
+        return ([[r[i] for r in rows] for i in range(len(points))],
+                [[m[i] for m in msgs] for i in range(len(points))])
 
     def _apply(self, a: Ask, ans: Answer) -> None:
         """Records the answer (under the lock)."""
