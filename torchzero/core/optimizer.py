@@ -14,6 +14,7 @@ from .evaluation import BoundEvaluator
 from .module import Module
 from .objective import Objective
 from .serialization import check_plain
+from .step_hooks import hooks_when_needed
 
 STATE_FORMAT = "torchzero-service/1"
 
@@ -134,6 +135,8 @@ class Optimizer(torch.optim.Optimizer):
         if obj.loss is not None:
             return obj.loss
         return obj.loss_approx
+
+    step = hooks_when_needed(step)  # type: ignore[assignment]
 
     def reset(self) -> None:
         """Clears the state of every module and the termination flag (e.g. between independent runs)."""
