@@ -139,7 +139,6 @@ def tz_processes(address: str, study_name: str, n_procs: int, batch: int, second
 
 
 def latency_p50(study, pairs: int) -> float:
-    import torch  # noqa: F401
     samples = []
     for _ in range(pairs):
         t0 = time.perf_counter()

@@ -20,7 +20,6 @@ calls per run, 3 repeats, one CPU thread).
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import time

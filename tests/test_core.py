@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import torchzero as tz
-from torchzero.core.evaluation import EvalResult, FunctionEvaluator, ThreadPoolEvaluator
+from torchzero.core.evaluation import FunctionEvaluator, ThreadPoolEvaluator
 
 
 def quad_params() -> list[torch.Tensor]:

@@ -12,7 +12,7 @@ import torch
 
 import torchzero as tz
 from torchzero.core.directions import derive_seed, make_direction
-from torchzero.core.evaluation import (EvalResult, FunctionEvaluator, Perturbation, ThreadPoolEvaluator,
+from torchzero.core.evaluation import (FunctionEvaluator, Perturbation, ThreadPoolEvaluator,
                                        evaluate_points, materialize_batch, materialize_stacked)
 
 

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import torchzero as tz
-import tz_client
 from tz_client import RemoteOptimizer
 
 from tzsvc_support import assert_same

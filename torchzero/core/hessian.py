@@ -47,7 +47,6 @@ def hessian(obj: "Objective", hessian_method: str = "batched_autograd", h: float
 
     With ``at_x0`` the loss and gradients are cached on ``obj`` when it has none yet.
     """
-    params = obj.params
     if obj.closure is None:
         raise RuntimeError("computing the Hessian needs a closure; pass one to optimizer.step(closure)")
     if hessian_method in EXACT:

@@ -22,7 +22,6 @@ from typing import Any
 
 import torch
 
-from ...core.objective import Objective
 from ...core.transform import TensorTransform
 
 

@@ -18,12 +18,11 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 
 from ...core.chain import Chainable
-from ...core.objective import Objective
 from ...core.transform import TensorTransform
 from ..quasi_newton.base import HessianUpdateStrategy, rank1_denominator_ok
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import torch
 
-from ...core.directions import check_distribution, derive_seed
+from ...core.directions import check_distribution
 from ...core.evaluation import EvalResult, Perturbation, Point, evaluate_points
 from ...core.module import Module
 from ...core.objective import Objective

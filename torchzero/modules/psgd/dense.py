@@ -18,7 +18,6 @@ from .helpers import (
     check_hvp,
     newton_init_scale,
     procrustes_step,
-    spd_norm_lower_bound,
     update_lipschitz,
 )
 

@@ -7,8 +7,7 @@ recommended after them.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 

@@ -191,9 +191,10 @@ class NystromPCG(Transform):
         if L.numel() > 0 and float(L.min()) + reg > 0:
             lr = L.min()
 
-            def precond(v: torch.Tensor) -> torch.Tensor:
+            def nystrom_precond(v: torch.Tensor) -> torch.Tensor:
                 c = U.T @ v
                 return U @ (c * ((lr + reg) / (L + reg))) + (v - U @ c)
+            precond = nystrom_precond
 
         tol = float(s["tol"]) * float(torch.linalg.vector_norm(u))
         d = cg(matvec, u, tol=tol, maxiter=s["maxiter"], reg=reg, precond=precond)

@@ -1,7 +1,7 @@
 """Coordinate descent from function values."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 
