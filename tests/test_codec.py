@@ -1,10 +1,13 @@
-"""The batch codec: many small tensors of one dtype and shape encoded and decoded at once."""
+"""The batch codec (many small tensors of one dtype and shape encoded and decoded at once) and losses."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from tz_client.codec import CodecError, from_proto, rows_from_protos, rows_to_protos, to_proto
+from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
+from tz_client.codec import (CodecError, from_proto, loss_from_proto, loss_to_proto, rows_from_protos, rows_to_protos,
+                             to_proto, write_loss)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.complex64, torch.int8, torch.bool])
@@ -41,3 +44,25 @@ def test_a_bad_message_is_named():
         rows_from_protos(msgs, ["trial 0", "trial 1"])
     assert rows_from_protos([], []) == []
     assert torch.equal(rows_from_protos([to_proto(torch.ones(2))], ["x"])[0], from_proto(to_proto(torch.ones(2))))
+
+
+@pytest.mark.parametrize("loss", [0.1, -3, np.float32(1.5), np.int64(7), float("inf"), torch.tensor(2.25, dtype=torch.float64),
+                                  torch.tensor([0.3], dtype=torch.bfloat16)])
+def test_a_loss_written_in_place_is_the_loss_encoded(loss):
+    item = pb.TellItem(id="3:1")
+    write_loss(item.loss, loss)
+    assert item.loss.SerializeToString() == loss_to_proto(loss).SerializeToString()
+    back = loss_from_proto(pb.TellItem.FromString(item.SerializeToString()).loss)
+    if isinstance(loss, torch.Tensor):  # kept bit for bit, dtype included
+        assert isinstance(back, torch.Tensor) and back.dtype == loss.dtype and torch.equal(back.reshape(loss.shape), loss)
+    else:
+        assert back == float(loss)
+
+
+@pytest.mark.parametrize("loss, error", [(True, TypeError), ("0.5", TypeError), (None, TypeError),
+                                         (torch.ones(2), ValueError)])
+def test_bad_losses_are_refused_before_anything_is_sent(loss, error):
+    with pytest.raises(error, match="a loss must be"):
+        write_loss(pb.TellItem().loss, loss)
+    with pytest.raises(error, match="a loss must be"):
+        loss_to_proto(loss)

@@ -151,13 +151,22 @@ def rows_from_protos(msgs: Sequence[tpb.Tensor], where: Sequence[str], device: A
 # -- losses -------------------------------------------------------------------------------------
 def loss_to_proto(loss: Any) -> tpb.Loss:
     """A loss as sent: a Python / numpy number, or a one-element tensor (kept bit for bit)."""
+    msg = tpb.Loss()
+    write_loss(msg, loss)
+    return msg
+
+
+def write_loss(msg: tpb.Loss, loss: Any) -> None:
+    """Writes ``loss`` into the (sub)message ``msg`` in place, as :func:`loss_to_proto` encodes it
+    (cheaper than building a message and copying it into its parent)."""
     if isinstance(loss, torch.Tensor):
         if loss.numel() != 1:
             raise ValueError(f"a loss must be a scalar, got a tensor of shape {list(loss.shape)}")
-        return tpb.Loss(tensor=to_proto(loss.detach()))
-    if isinstance(loss, (bool, np.bool_)) or not isinstance(loss, (int, float, np.number)):
+        msg.tensor.CopyFrom(to_proto(loss.detach()))
+    elif isinstance(loss, (bool, np.bool_)) or not isinstance(loss, (int, float, np.number)):
         raise TypeError(f"a loss must be a number or a scalar tensor, got {type(loss).__name__}")
-    return tpb.Loss(number=float(loss))
+    else:
+        msg.number = float(loss)
 
 
 def loss_from_proto(msg: tpb.Loss, where: str = "loss", device: Any = None) -> Any:

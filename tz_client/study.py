@@ -13,7 +13,7 @@ from torchzero.core.evaluation import BatchEvaluator, FunctionEvaluator
 
 from ._proto.torchzero_service.v1 import service_pb2 as pb
 from .asktell import AskTellChannel
-from .codec import CodecError, from_proto, loss_from_proto, loss_to_float, loss_to_proto, rows_from_protos, to_proto
+from .codec import CodecError, from_proto, loss_from_proto, loss_to_float, rows_from_protos, to_proto, write_loss
 from .errors import InvalidArgument, ServiceError, StudyFinished
 from .sessions import SessionInfo, session_metadata
 
@@ -166,7 +166,8 @@ class Study:
 
     def _item(self, trial: Any, loss: Any, grad: Any) -> pb.TellItem:
         tid = trial.id if isinstance(trial, Trial) else str(trial)
-        item = pb.TellItem(id=tid, loss=loss_to_proto(loss))
+        item = pb.TellItem(id=tid)
+        write_loss(item.loss, loss)
         if grad is not None:
             gs = list(grad) if self.is_list else [grad]
             item.grads.extend(to_proto(torch.as_tensor(g).detach()) for g in gs)
