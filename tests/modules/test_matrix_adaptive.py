@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import torchzero as tz
-from torchzero.modules.matrix_adaptive._linalg import orthogonalize
+from torchzero.modules.matrix_adaptive._linalg import _minimax_odd_quintic, orthogonalize, polar_express_schedule
 from module_updates import updates, once
 
 DT = torch.float64
@@ -74,6 +74,38 @@ def test_orthogonalize_methods_give_orthogonal_factor(shape):
     eye = torch.eye(k, dtype=DT)
     gram = Q.mT @ Q if A.shape[-2] >= A.shape[-1] else Q @ Q.mT
     assert torch.allclose(gram, eye.expand_as(gram), atol=1e-10)
+
+
+def test_polar_express_schedule_reproduces_the_published_polynomials():
+    """The greedy minimax construction gives the coefficients printed in arXiv:2505.16932 (their
+    first, fourth and last polynomials for l = 1e-3, seven steps)."""
+    pe = polar_express_schedule()
+    assert len(pe) == 7
+    published = {0: (8.28721201814563, -23.595886519098837, 17.300387312530933),
+                 3: (3.3184196573706015, -2.488488024314874, 0.51004894012372),
+                 6: (1.8750014808534479, -1.2500016453999487, 0.3750001645474248)}
+    for i, coefs in published.items():
+        assert pe[i] == pytest.approx(coefs, rel=1e-12 if i < 6 else 1e-9), i
+    # each polynomial maps its interval symmetrically around 1, and the intervals shrink toward 1
+    lo, hi = 1e-3, 1.0
+    for a, b, c in pe:
+        p = lambda x: a * x + b * x ** 3 + c * x ** 5  # noqa: E731
+        assert p(lo) + p(hi) == pytest.approx(2.0, rel=1e-12)
+        assert lo < p(lo) <= 1
+        lo, hi = p(lo), 2 - p(lo)
+    assert 1 - lo < 1e-6
+
+
+def test_minimax_odd_quintic_equioscillates():
+    lo, hi = 0.1, 1.0
+    a, b, c = _minimax_odd_quintic(lo, hi)
+    x = torch.linspace(lo, hi, 200001, dtype=torch.float64)
+    err = 1 - (a * x + b * x ** 3 + c * x ** 5)
+    E = float(err.abs().max())
+    # the error reaches +E at both ends and -E in between, and nowhere more than E
+    assert float(err[0]) == pytest.approx(E, rel=1e-9) and float(err[-1]) == pytest.approx(-E, rel=1e-9)
+    assert float(err.min()) == pytest.approx(-E, rel=1e-6) and float(err.max()) == pytest.approx(E, rel=1e-6)
+    assert _minimax_odd_quintic(1.0, 1.0) == (1.875, -1.25, 0.375)
 
 
 def test_newton_schulz_keeps_dtype_and_handles_zero():

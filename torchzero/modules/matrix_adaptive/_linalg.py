@@ -16,18 +16,60 @@ import torch
 _MUON_COEFS = (3.4445, -4.7750, 2.0315)
 # the quintic with p(1) = 1, p'(1) = p''(1) = 0 (the degree-5 member of the Newton-Schulz family)
 _CONVERGENT_COEFS = (1.875, -1.25, 0.375)
-# Polar Express (Amsel, Persson, Musco & Gower, 2025, arXiv:2505.16932): per-step minimax-optimal
-# odd quintics for singular values in [1e-3, 1]; every step but the last is damped by 1.01.
-_POLAR_EXPRESS = (
-    (8.28721201814563, -23.595886519098837, 17.300387312530933),
-    (4.107059111542203, -2.9478499167379106, 0.5448431082926601),
-    (3.9486908534822946, -2.908902115962949, 0.5518191394370137),
-    (3.3184196573706015, -2.488488024314874, 0.51004894012372),
-    (2.300652019954817, -1.6689039845747493, 0.4188073119525673),
-    (1.891301407787398, -1.2679958271945868, 0.37680408948524835),
-    (1.8750014808534479, -1.2500016453999487, 0.3750001645474248),
-)
-_PE_SAFETY = 1.01
+_PE_LOWER = 1e-3  # the smallest singular value (of the normalised matrix) the schedule is built for
+_PE_STEPS = 7
+_PE_CUSHION = 0.02407327424182761  # the paper's floor on l / u when fitting a step's polynomial
+
+
+def _minimax_odd_quintic(lo: float, hi: float) -> tuple[float, float, float]:
+    """``(a, b, c)`` of the odd quintic ``p(x) = a x + b x^3 + c x^5`` closest to 1 in the max norm
+    on ``[lo, hi]`` (Remez exchange).
+
+    By equioscillation the optimum touches ``1 - E`` at ``lo`` and at an interior point ``r`` and
+    ``1 + E`` at an interior point ``q`` and at ``hi``: four linear equations in ``(a, b, c, E)``.
+    The interior points are then moved to the critical points of ``p`` (``p'(x) = 0`` is a
+    quadratic in ``x^2``) until ``E`` stops changing. When ``lo`` is almost ``hi`` the optimum is
+    the convergent quintic ``(15/8, -10/8, 3/8)`` scaled to ``hi``."""
+    if lo >= hi * (1 - 5e-6):
+        return 1.875 / hi, -1.25 / hi ** 3, 0.375 / hi ** 5
+    q, r = (3 * lo + hi) / 4, (lo + 3 * hi) / 4
+    err_before = math.inf
+    for _ in range(100):
+        pts = torch.tensor([lo, q, r, hi], dtype=torch.float64)
+        sign = torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=torch.float64)  # p(x) = 1 - sign * E
+        system = torch.stack([pts, pts ** 3, pts ** 5, sign], dim=1)
+        a, b, c, err = torch.linalg.solve(system, torch.ones(4, dtype=torch.float64)).tolist()
+        root = math.sqrt(9 * b * b - 20 * a * c)
+        q, r = sorted(math.sqrt((-3 * b + s * root) / (10 * c)) for s in (1.0, -1.0))
+        if abs(err - err_before) <= 1e-15:
+            break
+        err_before = err
+    return a, b, c
+
+
+def polar_express_schedule(lower: float = _PE_LOWER, steps: int = _PE_STEPS,
+                           cushion: float = _PE_CUSHION) -> tuple[tuple[float, float, float], ...]:
+    """The Polar Express polynomials (Amsel, Persson, Musco & Gower, 2025, arXiv:2505.16932).
+
+    Greedy: with the singular values known to lie in ``[l, u]`` (initially ``[lower, 1]``), each
+    step is the odd quintic closest to 1 on ``[max(l, cushion * u), u]``, rescaled so that it
+    maps ``l`` and ``u`` symmetrically around 1 (``p(l) + p(u) = 2``). The singular values then
+    lie in ``[p(l), 2 - p(l)]``, which becomes the next interval. The cushion keeps the first
+    polynomials from growing huge derivatives near 0."""
+    lo, hi = float(lower), 1.0
+    out = []
+    for _ in range(steps):
+        a, b, c = _minimax_odd_quintic(max(lo, cushion * hi), hi)
+        k = 2.0 / (a * (lo + hi) + b * (lo ** 3 + hi ** 3) + c * (lo ** 5 + hi ** 5))
+        a, b, c = a * k, b * k, c * k
+        out.append((a, b, c))
+        lo = a * lo + b * lo ** 3 + c * lo ** 5
+        hi = 2.0 - lo
+    return tuple(out)
+
+
+_POLAR_EXPRESS = polar_express_schedule()
+_PE_SAFETY = 1.01  # every polynomial but the last is damped by this (the paper's safety factor)
 
 ORTHO_METHODS = ("newtonschulz", "ns5", "polar_express", "svd", "qr", "eigh")
 
