@@ -93,13 +93,17 @@ _NUMPY_OK = {torch.float64, torch.float32, torch.float16, torch.complex64, torch
              torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool}
 
 
-def to_proto(t: torch.Tensor) -> tpb.Tensor:
-    """A tensor with its bytes inline (for small tensors)."""
+def _cpu_bytes(t: torch.Tensor) -> bytes:
+    """A copy of the raw bytes of ``t`` (moved to the CPU first if needed)."""
     t = t.detach()
     if t.device.type != "cpu":
         t = t.cpu()
-    data = t.numpy().tobytes() if t.dtype in _NUMPY_OK else _u8(t).tobytes()
-    return tpb.Tensor(dtype=dtype_name(t.dtype), shape=t.shape, data=data)
+    return t.numpy().tobytes() if t.dtype in _NUMPY_OK else _u8(t).tobytes()
+
+
+def to_proto(t: torch.Tensor) -> tpb.Tensor:
+    """A tensor with its bytes inline (for small tensors)."""
+    return tpb.Tensor(dtype=dtype_name(t.dtype), shape=t.shape, data=_cpu_bytes(t))
 
 
 def from_proto(msg: tpb.Tensor, where: str = "tensor", device: Any = None) -> torch.Tensor:
@@ -117,11 +121,8 @@ def from_proto(msg: tpb.Tensor, where: str = "tensor", device: Any = None) -> to
 def rows_to_protos(stacked: torch.Tensor) -> list[tpb.Tensor]:
     """One message per row of ``stacked`` (shape ``[n, *shape]``), all cut from one copy of its
     bytes: many small tensors of one dtype and shape (the points of a batch) for the price of one."""
-    t = stacked.detach()
-    if t.device.type != "cpu":
-        t = t.cpu()
-    name, shape, n = dtype_name(t.dtype), t.shape[1:], t.shape[0]
-    data = t.numpy().tobytes() if t.dtype in _NUMPY_OK else _u8(t).tobytes()
+    name, shape, n = dtype_name(stacked.dtype), stacked.shape[1:], stacked.shape[0]
+    data = _cpu_bytes(stacked)
     k = len(data) // n if n else 0
     return [tpb.Tensor(dtype=name, shape=shape, data=data[i * k:(i + 1) * k]) for i in range(n)]
 

@@ -56,11 +56,11 @@ class RngOwner:
             self._set(*self._outer)  # the process's own random stream is left as it was
         GLOBAL_RNG.release()
 
-    def owned(self) -> "_Owned":
+    def owned(self) -> _Owned:
         """A context manager holding the global RNG, with this session's state swapped in."""
         return _Owned(self)
 
-    def released(self) -> "_Released":
+    def released(self) -> _Released:
         """A context manager giving the global RNG up while waiting (inside :meth:`owned`)."""
         return _Released(self)
 
