@@ -11,6 +11,7 @@ import torch
 from . import specs
 from ._proto.torchzero_service.v1 import service_pb2 as pb
 from .channel import Connection
+from .checks import integer
 from .codec import to_proto
 from .sessions import SessionInfo, create_session, session_metadata
 from .study import Study
@@ -70,7 +71,7 @@ class Client:
                                  user_attrs=specs.to_map(_study_attrs(is_list, objective, max_evals)),
                                  session_token=session_token or "")
         if seed is not None:
-            header.seed = int(seed)
+            header.seed = integer(seed, "seed")
         for which, b in (("lower", lower), ("upper", upper)):
             if b is None:
                 continue

@@ -13,6 +13,7 @@ from torchzero.core.evaluation import BatchEvaluator, FunctionEvaluator
 
 from ._proto.torchzero_service.v1 import service_pb2 as pb
 from .asktell import AskTellChannel
+from .checks import integer, seconds
 from .codec import CodecError, from_proto, loss_from_proto, loss_to_float, rows_from_protos, to_proto, write_loss
 from .errors import InvalidArgument, ServiceError, StudyFinished
 from .sessions import SessionInfo, session_metadata
@@ -181,7 +182,8 @@ class Study:
 
         Raises :class:`~tz_client.errors.StudyFinished` when the optimizer has terminated.
         """
-        k = 1 if n is None else max(1, int(n))
+        k = 1 if n is None else integer(n, "ask: n", 1)
+        wait = seconds(wait, "ask: wait")
         while True:
             trials = self._take_held(k)
             if not trials:
@@ -244,6 +246,7 @@ class Study:
                      n: int = 1, wait: float = ASK_WAIT) -> list[Trial]:
         """Tells results and asks for up to ``n`` new trials in one round trip (prefetched trials,
         if any, are handed out instead of asking)."""
+        n, wait = integer(n, "tell_and_ask: n", 1), seconds(wait, "tell_and_ask: wait")
         req = self._tell_request(list(trials), list(losses), grads)
         held = self._take_held(n)
         if held:
@@ -289,6 +292,9 @@ class Study:
         """
         if fn is None and evaluator is None:
             raise ValueError("optimize needs fn or evaluator")
+        n_evals = integer(n_evals, "optimize: n_evals", 0)
+        n_workers = integer(n_workers, "optimize: n_workers", 1)
+        batch = integer(batch, "optimize: batch", 1)
         if evaluator is None:
             assert fn is not None
             evaluator = FunctionEvaluator((lambda xs: fn(xs)) if self.is_list else (lambda xs: fn(xs[0])))

@@ -29,7 +29,7 @@ from .metrics import Metrics
 from .stream_guard import StreamGuard
 from .sessions.config import OPTIMIZER, STUDY, SessionConfig
 from .streams import feed_payload, payload_chunks, read_payload, to_device
-from .validation import check_finite, check_layout, check_loss, check_name
+from .validation import check_finite, check_floating_point, check_layout, check_loss, check_name
 
 log = logging.getLogger("tz_server.rpc")
 
@@ -127,6 +127,7 @@ class Servicer:
         layout = [(s, d) for s, d in parse_layout(h.params, "params")]
         if not layout:
             raise InvalidArgument("a session needs at least one parameter tensor")
+        check_floating_point([d for _, d in layout])  # before any payload is read
         total = sum(nbytes(d, s) for s, d in layout)
         if total > self.max_params_bytes:
             raise InvalidArgument(f"parameters take {total} bytes; this server accepts at most {self.max_params_bytes}")

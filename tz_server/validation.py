@@ -41,6 +41,13 @@ def check_layout(layout: tpb.Layout, expected: LayoutT, where: str) -> LayoutT:
     return got
 
 
+def check_floating_point(dtypes: Sequence[torch.dtype], where: str = "params") -> None:
+    """Parameters an optimizer can step are real floating point (not integer, bool or complex)."""
+    for i, d in enumerate(dtypes):
+        if not d.is_floating_point:
+            raise InvalidArgument(f"{where}[{i}]: parameters must be floating point, got {d}")
+
+
 def check_tensors(tensors: Sequence[torch.Tensor], expected: LayoutT, where: str, finite: bool = True) -> None:
     """Shapes and dtypes equal to ``expected``; with ``finite``, no inf or nan anywhere."""
     if len(tensors) != len(expected):

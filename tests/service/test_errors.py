@@ -20,6 +20,40 @@ def test_unknown_module_and_bad_arguments(client, name):
     assert name not in [s.name for s in client.list_sessions()]
 
 
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64])
+def test_parameters_must_be_real_floating_point(client, name, dtype):
+    """Integer, bool and complex parameters are refused with the dtype named (not an internal error)."""
+    with pytest.raises(InvalidArgument, match=f"params\\[0\\]: parameters must be floating point, got {dtype}"):
+        client.create_study(name, torch.zeros(3, dtype=dtype), [tz.m.SPSA(), tz.m.LR(0.1)])
+    with pytest.raises(InvalidArgument, match="must be floating point"):
+        RemoteOptimizer([torch.zeros(3, dtype=dtype)], tz.m.Adam(), tz.m.LR(0.1), address=client.address,
+                        session=name + "-opt")
+    assert not {name, name + "-opt"} & {s.name for s in client.list_sessions()}
+
+
+def test_bad_ask_arguments_are_refused_before_sending(client, name):
+    study = client.create_study(name, torch.zeros(3), [tz.m.SPSA(), tz.m.LR(0.1)], seed=0)
+    for n in (0, -5, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="n must be an integer >= 1"):
+            study.ask(n=n)
+    for wait in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="wait must be a number of seconds >= 0"):
+            study.ask(n=1, wait=wait)
+    t = study.ask()
+    with pytest.raises(ValueError, match="n must be"):
+        study.tell_and_ask([t], [1.0], n=0)
+    assert study.info().evaluations == 0  # the refused call told nothing
+    assert [x.id for x in study.ask(n=1, wait=5.0)] == ["0:1"]  # nothing was handed out by the refused calls
+    for kw, match in (({"n_evals": -1}, "n_evals must be an integer >= 0"),
+                      ({"n_evals": 4, "n_workers": 0}, "n_workers must be an integer >= 1"),
+                      ({"n_evals": 4, "batch": 0}, "batch must be an integer >= 1")):
+        with pytest.raises(ValueError, match=match):
+            study.optimize(lambda x: float(x.sum()), progress=False, **kw)
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        client.create_study(name + "-seed", torch.zeros(3), [tz.m.SPSA(), tz.m.LR(0.1)], seed="abc")
+    assert study.info().evaluations == 0
+
+
 def test_unknown_session(client):
     with pytest.raises(NotFound):
         client.open_study("does-not-exist")

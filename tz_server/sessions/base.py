@@ -14,6 +14,7 @@ from torchzero.core.spec import decode as decode_value
 from ..errors import InvalidArgument
 from ..persistence import Store
 from ..rng import RngOwner
+from ..validation import check_floating_point
 from .config import SessionConfig
 
 log = logging.getLogger("tz_server.session")
@@ -69,10 +70,8 @@ class Session:
         self.config = config
         self.name = config.name
         self.device = torch.device(config.device)
+        check_floating_point([p.dtype for p in params])  # (before requires_grad_, which refuses integer tensors itself)
         self.params = [p.detach().to(self.device).clone().requires_grad_(True) for p in params]
-        for i, p in enumerate(self.params):
-            if not p.is_floating_point():
-                raise InvalidArgument(f"params[{i}]: parameters must be floating point, got {p.dtype}")
         self.layout = [(tuple(p.shape), p.dtype) for p in self.params]
         self.opt = build_optimizer(config, self.params)
         self.lock = threading.RLock()

@@ -27,6 +27,7 @@ from ...errors import FailedPrecondition, InvalidArgument, Unavailable
 from ...persistence import Store
 from ...sessions.config import OPTIMIZER, SessionConfig
 from ...sessions.rounds import PushRound, StepOutcome, check_open, check_step
+from ...validation import check_floating_point
 from .actor import ShardActor, StaleShard
 from .sharding import ShardPlan, plan_shards
 
@@ -60,10 +61,8 @@ class RaySession:
         self.backend = backend
         self.config = config
         self.name = config.name
+        check_floating_point([p.dtype for p in params])
         self.params = [p.detach().cpu().clone() for p in params]
-        for i, p in enumerate(self.params):
-            if not p.is_floating_point():
-                raise InvalidArgument(f"params[{i}]: parameters must be floating point, got {p.dtype}")
         self.layout = [(tuple(p.shape), p.dtype) for p in self.params]
         self.input_device = "cpu"
         self.workers = max(1, int(config.workers))
