@@ -259,6 +259,20 @@ def test_from_spec_refuses_unknown_and_bad() -> None:
         tz.from_spec("Adam")
 
 
+def test_from_spec_refuses_strings_for_numbers() -> None:
+    """``lr: "1e-3"`` (a YAML number read as a string) is refused when the spec is rebuilt, not at the
+    first step; parameters whose annotation offers a string option still take one."""
+    with pytest.raises(tz.SpecError, match=r"LR\.lr: expected a number, got the string '1e-3'"):
+        tz.from_spec({"module": "LR", "kwargs": {"lr": "1e-3"}})
+    with pytest.raises(tz.SpecError, match=r"LR\.lr: expected a number"):
+        tz.from_spec({"module": "LR", "args": ["0.1"]})
+    with pytest.raises(tz.SpecError, match=r"Adam\.beta1: expected a number"):
+        tz.from_spec({"module": "Adam", "kwargs": {"beta1": "0.9"}})
+    assert type(tz.from_spec({"module": "ProjectedGradientMethod", "kwargs": {"init_scale": "auto"}})).__name__ == \
+        "ProjectedGradientMethod"
+    assert tz.from_spec({"module": "Adam", "kwargs": {"beta1": 0.8}}).defaults["beta1"] == 0.8
+
+
 def test_to_spec_refuses_unregistered_callables_and_classes() -> None:
     class Mine(tz.m.LR):
         pass

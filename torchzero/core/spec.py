@@ -13,7 +13,9 @@ Values other than JSON scalars, lists and str-keyed dicts are wrapped in one-key
 """
 from __future__ import annotations
 
+import inspect
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -177,12 +179,30 @@ def from_spec(spec: Any) -> Module:
         raise SpecError(f"{name}: unexpected spec keys {sorted(extra)}")
     args = decode(_expect(spec.get("args", []), list, name), f"{name}.args")
     kwargs = {str(k): decode(v, f"{name}.{k}") for k, v in _expect(spec.get("kwargs", {}), dict, name).items()}
+    _check_numbers(cls, name, args, kwargs)
     try:
         return cls(*args, **kwargs)
     except NotImplementedError:
         raise
     except (TypeError, ValueError) as e:
         raise SpecError(f"{name}: bad arguments: {e}") from e
+
+
+def _check_numbers(cls: type[Module], name: str, args: list, kwargs: dict[str, Any]) -> None:
+    """Refuses a string for a constructor parameter annotated as a number only (``float``,
+    ``int``, optionally ``None``), e.g. ``lr: "1e-3"`` read from a YAML file: the module would be
+    built and fail only at its first step."""
+    try:
+        sig = inspect.signature(cls.__init__)
+        bound = sig.bind(None, *args, **kwargs).arguments
+    except (TypeError, ValueError):
+        return  # the constructor reports the mismatch itself
+    for key, value in bound.items():
+        if isinstance(value, (str, bytes)):
+            ann = sig.parameters[key].annotation
+            words = set(re.findall(r"[A-Za-z_]+", "" if ann is inspect.Parameter.empty else str(ann)))
+            if words and words <= {"float", "int", "None", "Optional"}:
+                raise SpecError(f"{name}.{key}: expected a number, got the string {value!r:.60}")
 
 
 def module_names() -> list[str]:

@@ -363,7 +363,7 @@ class GraftInputToOutput(BinaryOperationBase):
 
     number_operands = False
 
-    def __init__(self, magnitude: Chainable, tensorwise: bool = True, ord: float = 2, eps: float = 1e-6):
+    def __init__(self, magnitude: Chainable, tensorwise: bool = True, ord: Any = 2, eps: float = 1e-6):
         check_ord(ord)
         super().__init__(dict(tensorwise=tensorwise, ord=ord, eps=eps), magnitude=magnitude)
 
