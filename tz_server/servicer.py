@@ -98,7 +98,7 @@ class Servicer:
         s = self.backend.get(name)
         _authorize(s, session_token_of(context) if s.config.token_hash is not None else None)
         if kind is not None and s.kind != kind:
-            raise FailedPrecondition(f"session {name!r} is a {s.kind} session; this call needs a {kind} session")
+            raise FailedPrecondition(f"session {name!r} is {_a(s.kind)} session; this call needs {_a(kind)} session")
         return s
 
     def info(self, s: SessionHandle, created: bool = False) -> pb.SessionInfo:
@@ -387,6 +387,10 @@ def _until_cancelled(requests: Iterator[Any]) -> Iterator[Any]:
             return
         except grpc.RpcError:
             return
+
+
+def _a(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
 
 
 def _tell(s: SessionHandle, request: pb.TellRequest) -> pb.TellReply:

@@ -130,6 +130,7 @@ def test_calls_on_the_wrong_kind_of_session(client, name):
     with pytest.raises(grpc.RpcError) as e:
         list(client.conn.stub.Step(iter([req])))
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert e.value.details() == f"session {name!r} is a study session; this call needs an optimizer session"
 
 
 def test_service_error_carries_the_code(client):
