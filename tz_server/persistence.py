@@ -12,7 +12,8 @@ import os
 import shutil
 import struct
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ log = logging.getLogger("tz_server.persistence")
 
 CHECKPOINT = "checkpoint.pt"
 JOURNAL = "journal.bin"
+SET_ASIDE = "unrestorable"
+"""Folder of the state directory where sessions that could not be restored are moved (kept, not
+deleted, and never overwritten by a new session of the same name)."""
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -123,17 +127,39 @@ class Store:
     def journal(self, name: str) -> Journal:
         return Journal(self.dir(name) / JOURNAL, self.fsync_journal)
 
-    def load_all(self) -> Iterator[tuple[str, dict[str, Any], list[pb.TellItem]]]:
+    def restore(self, build: Callable[[str, dict[str, Any], list[pb.TellItem]], None]) -> list[str]:
+        """Calls ``build(name, state, journal)`` for every saved session. A session whose checkpoint
+        cannot be read, or that ``build`` refuses (raises), is logged and moved to
+        ``<state_dir>/unrestorable/`` with the reason: kept for inspection, never deleted, and not
+        overwritten by a new session of the same name. Returns the names set aside."""
+        failed = []
         for d in sorted(self.sessions.iterdir()):
             ck = d / CHECKPOINT
             if not ck.is_file():
                 continue
             try:
                 state = torch.load(ck, map_location="cpu", weights_only=True)
+                build(d.name, state, list(Journal.read(d / JOURNAL)))
             except Exception as e:
-                log.error("cannot restore session %s: %s", d.name, e)
-                continue
-            yield d.name, state, list(Journal.read(d / JOURNAL))
+                where = self.set_aside(d.name, f"{type(e).__name__}: {e}")
+                log.error("cannot restore session %s: %s (moved to %s)", d.name, e, where)
+                failed.append(d.name)
+        return failed
+
+    def set_aside(self, name: str, reason: str) -> Path:
+        """Moves the session's folder to ``unrestorable/<name>-<UTC time>`` with a ``reason.txt``."""
+        root = self.root / SET_ASIDE
+        root.mkdir(exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        dest = root / f"{name}-{stamp}"
+        k = 1
+        while dest.exists():
+            k += 1
+            dest = root / f"{name}-{stamp}-{k}"
+        os.replace(self.sessions / name, dest)
+        (dest / "reason.txt").write_text(reason + "\n")
+        fsync_dir(self.sessions)
+        return dest
 
     def delete(self, name: str) -> None:
         shutil.rmtree(self.sessions / name, ignore_errors=True)

@@ -160,15 +160,14 @@ class RayBackend(Backend):
 
     def _restore(self) -> None:
         assert self.store is not None
-        for name, state, journal in self.store.load_all():
-            try:
-                config = SessionConfig.from_state(state["config"])
-                config.device = self._device(config.device, config.kind)
-                session = self._make(config, state["params"], state, journal)
-                self.sessions.add(name, session)
-                log.info("restored session", extra={"session": name, "step": session.step})
-            except Exception as e:
-                log.error("cannot restore session %s: %s", name, e)
+
+        def build(name: str, state: dict[str, Any], journal: list[Any]) -> None:
+            config = SessionConfig.from_state(state["config"])
+            config.device = self._device(config.device, config.kind)
+            session = self._make(config, state["params"], state, journal)
+            self.sessions.add(name, session)
+            log.info("restored session", extra={"session": name, "step": session.step})
+        self.store.restore(build)
 
     def create(self, config: SessionConfig, params: list[torch.Tensor], exist_ok: bool = False) -> tuple[SessionHandle, bool]:
         config.device = self._device(config.device or self.device, config.kind)
