@@ -10,7 +10,10 @@ from typing import Any
 import torch
 
 from torchzero.core.closure import normalize_closure
-from torchzero.core.spec import encode
+from torchzero.core.module import Module
+from torchzero.core.optimizer import module_defaults, new_param_group
+from torchzero.core.spec import decode, encode, from_spec
+from torchzero.utils.params import flatten_modules
 
 from . import specs
 from ._proto.torchzero_service.v1 import service_pb2 as pb
@@ -30,7 +33,11 @@ class RemoteOptimizer(torch.optim.Optimizer):
 
     Args:
         params: parameters or parameter groups, as for any ``torch.optim.Optimizer``; group
-            options (``lr``...) are sent as the hosted groups' settings.
+            options (``lr``...) are sent as the hosted groups' settings. ``param_groups`` show the
+            modules' settings as ``tz.Optimizer`` does, and options changed later (by an LR
+            scheduler, or ``opt.param_groups[0]["lr"] = ...``) are sent with the next step; a process
+            joining an existing session sends its own at its first step. Groups cannot be added
+            after creation. (The Ray backend takes group options only at creation.)
         *modules: torchzero modules.
         address: the server's ``host:port``.
         session: a session name to create or, if it exists, join (resuming its parameters and
@@ -63,7 +70,9 @@ class RemoteOptimizer(torch.optim.Optimizer):
                  root_certificates: bytes | str | Path | None = None, retry_timeout: float = 60.0,
                  shards: int | None = None, session_token: str | None = None, sync_timeout: float | None = None,
                  pipelined: bool = False):
-        super().__init__(params, {})
+        built = [m if isinstance(m, Module) else from_spec(m) for m in flatten_modules(modules)]
+        self._params: list[torch.Tensor] | None = None  # (set once the groups are made: they are fixed)
+        super().__init__(params, module_defaults([u for m in built for u in m.modules()]))
         if not 0 <= rank < workers:
             raise ValueError(f"rank must be in [0, workers), got rank={rank}, workers={workers}")
         self._conn = Connection(address, token, tls=tls, root_certificates=root_certificates, retry_timeout=retry_timeout)
@@ -72,12 +81,8 @@ class RemoteOptimizer(torch.optim.Optimizer):
         self.session = session or f"optimizer-{uuid.uuid4().hex[:12]}"
         self.workers = workers
         self.rank = rank
-        groups = []
-        if len(self.param_groups) > 1 or any(k != "params" for k in self.param_groups[0]):
-            index = {id(p): i for i, p in enumerate(self._params)}
-            for g in self.param_groups:
-                opts = {k: encode(v, k) for k, v in g.items() if k != "params"}
-                groups.append(pb.ParamGroup(params=[index[id(p)] for p in g["params"]], options=specs.to_map(opts)))
+        self._sent_options = self._group_options()
+        groups = self._groups_proto() if len(self.param_groups) > 1 or self._sent_options[0] else []
         header = pb.CreateHeader(name=self.session, kind=pb.OPTIMIZER, modules=specs.modules_to_proto(modules),
                                  groups=groups, exist_ok=session is not None or workers > 1, workers=workers,
                                  device=device or "",
@@ -90,6 +95,9 @@ class RemoteOptimizer(torch.optim.Optimizer):
         self._step = info.step
         if not info.created:
             self._step = pull(self._conn, self.session, self._params, self._md)
+            # the session's options now: this process's replace them at its first step where they differ
+            self._sent_options = [{k: decode(v, k) for k, v in specs.from_map(g.options).items()} for g in info.groups] \
+                if info.groups else [{} for _ in self.param_groups]
 
     @property
     def current_step(self) -> int:
@@ -113,12 +121,56 @@ class RemoteOptimizer(torch.optim.Optimizer):
             return self._closure_step(closure)
         return self._conn.call(once)
 
+    # -- parameter groups: fixed parameters, options sent when they change ---------------------------
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        if self._params is not None:
+            raise ValueError("the parameter groups of a RemoteOptimizer are fixed when its session is created")
+        self.param_groups.append(new_param_group(param_group, self.defaults, self.param_groups))
+
+    def _group_options(self) -> list[dict[str, Any]]:
+        """The explicit options of each group (what the user, or an LR scheduler, set)."""
+        return [{k: v for k, v in g.explicit.items() if k != "params"} for g in self.param_groups]
+
+    def _groups_proto(self) -> list[pb.ParamGroup]:
+        index = {id(p): i for i, p in enumerate(self._params)}
+        return [pb.ParamGroup(params=[index[id(p)] for p in g["params"]],
+                              options=specs.to_map({k: encode(v, k) for k, v in opts.items()}))
+                for g, opts in zip(self.param_groups, self._group_options())]
+
+    def _options_changed(self) -> bool:
+        try:
+            return bool(self._group_options() != self._sent_options)
+        except RuntimeError:  # (tensor values compared element-wise)
+            return True
+
+    def state_dict(self) -> dict[str, Any]:
+        """The groups' explicit options (the optimizer's state lives on the server)."""
+        index = {id(p): i for i, p in enumerate(self._params)}
+        return {"state": {}, "param_groups": [{**opts, "params": [index[id(p)] for p in g["params"]]}
+                                              for g, opts in zip(self.param_groups, self._group_options())]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Sets the groups' explicit options from :meth:`state_dict` (sent with the next step)."""
+        saved = state_dict["param_groups"]
+        if len(saved) != len(self.param_groups) or any(len(a["params"]) != len(b["params"])
+                                                       for a, b in zip(saved, self.param_groups)):
+            raise ValueError("the state dict's parameter groups do not match this optimizer's")
+        for sg, g in zip(saved, self.param_groups):
+            params = g["params"]
+            g.explicit.clear()
+            g.explicit.update({k: v for k, v in sg.items() if k != "params"}, params=params)
+
     def _start(self, mode: int, **kw: Any) -> pb.StepRequest:
+        """The step's start; it carries the groups' options when they changed since the last step
+        (e.g. an LR scheduler set a new ``lr``)."""
+        if self._options_changed():
+            kw["groups"] = self._groups_proto()
         return pb.StepRequest(start=pb.StepStart(session=self.session, step=self._step, rank=self.rank, mode=mode, **kw))
 
     def _finish(self, responses: Iterator[Any], done: pb.StepDone) -> Any:
         read_params_into(responses, done, self._params)
         self._step = done.step
+        self._sent_options = self._group_options()
         return decode_loss(done)
 
     def _push(self) -> Any:

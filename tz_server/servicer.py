@@ -27,6 +27,7 @@ from .errors import (AlreadyExists, Aborted, FailedPrecondition, InvalidArgument
                      Unauthenticated)
 from .metrics import Metrics
 from .stream_guard import StreamGuard
+from .sessions.base import decode_options
 from .sessions.config import OPTIMIZER, STUDY, SessionConfig
 from .streams import feed_payload, payload_chunks, read_payload, to_device
 from .validation import check_finite, check_floating_point, check_layout, check_loss, check_name
@@ -108,7 +109,8 @@ class Servicer:
             name=s.name, kind=KIND_ENUM[s.kind], params=layout_of_meta(s.layout),
             modules=specs.modules_to_proto(c.modules), step=s.step, evaluations=s.evaluations, device=c.device,
             workers=c.workers, created=created, state=s.status(), allow_nonfinite=c.allow_nonfinite,
-            groups=[pb.ParamGroup(params=g["params"], options=specs.to_map(g.get("options", {}))) for g in c.groups],
+            groups=[pb.ParamGroup(params=g["params"], options=specs.to_map(g.get("options", {})))
+                    for g in (s.current_groups() if hasattr(s, "current_groups") else c.groups)],
             user_attrs=specs.to_map(c.user_attrs), protected=c.token_hash is not None,
             sync_timeout=c.sync_timeout, pipelined=c.pipelined)
         if best is not None:
@@ -255,14 +257,15 @@ class Servicer:
             raise InvalidArgument("Step: the first message must be `start`")
         start = first.start
         s = self._session(start.session, OPTIMIZER, context)
+        options = _group_options(s, start.groups)
         if start.mode == pb.PUSH and getattr(s, "can_pipeline", None) is not None and s.can_pipeline(start.step):
             check_layout(start.grads, s.layout, "grads")
-            yield from self._pipelined_push(s, start, it)
+            yield from self._pipelined_push(s, start, it, options)
             return
         if start.mode == pb.PUSH:
-            outcome = self._push(s, start, it)
+            outcome = self._push(s, start, it, options)
         elif start.mode == pb.CLOSURE:
-            outcome = yield from self._closure(s, start, it)
+            outcome = yield from self._closure(s, start, it, options)
         else:
             raise InvalidArgument("Step: mode must be PUSH or CLOSURE")
         done = pb.StepDone(step=outcome.step, params=layout_of(s.params), replayed=outcome.replayed)
@@ -278,7 +281,7 @@ class Servicer:
         check_loss(loss, "loss", finite=not s.config.allow_nonfinite)
         return loss
 
-    def _pipelined_push(self, s: Any, start: pb.StepStart, it: Iterator[Any]) -> Iterator[Any]:
+    def _pipelined_push(self, s: Any, start: pb.StepStart, it: Iterator[Any], options: Any) -> Iterator[Any]:
         """A push stepped piece by piece (:mod:`tz_server.sessions.pieces`): a helper thread reads
         the gradients and steps each piece once it is in; this thread sends the new parameters of
         every finished piece meanwhile. The reply's header comes first, as for any step."""
@@ -289,7 +292,8 @@ class Servicer:
 
         def run() -> None:
             try:
-                out.put(("ok", s.pipelined_push(start.step, bufs, arrived, out.put, loss)))
+                out.put(("ok", _with_options(s, options, lambda: s.pipelined_push(start.step, bufs, arrived, out.put,
+                                                                                  loss))))
             except BaseException as e:  # handed to the RPC thread
                 out.put(("error", e))
             finally:
@@ -310,7 +314,7 @@ class Servicer:
             yield from iter_chunks(s.params, start=sent, end=item)
             sent = item
 
-    def _push(self, s: SessionHandle, start: pb.StepStart, it: Iterator[Any]) -> Any:
+    def _push(self, s: SessionHandle, start: pb.StepStart, it: Iterator[Any], options: Any) -> Any:
         check_layout(start.grads, s.layout, "grads")
         take = getattr(s, "take_buffers", None)
         bufs = take() if take is not None else None
@@ -319,12 +323,13 @@ class Servicer:
             if not s.config.allow_nonfinite:
                 check_finite(grads, "grads")
             loss = self._loss_of(s, start)
-            return s.push(start.step, start.rank, to_device(grads, _input_device(s)), loss)
+            grads = to_device(grads, _input_device(s))
+            return _with_options(s, options, lambda: s.push(start.step, start.rank, grads, loss))
         finally:
             if bufs is not None:
                 s.return_buffers(bufs)
 
-    def _closure(self, s: SessionHandle, start: pb.StepStart, it: Iterator[Any]) -> Any:
+    def _closure(self, s: SessionHandle, start: pb.StepStart, it: Iterator[Any], options: Any) -> Any:
         """Runs the step on a helper thread; its evaluation calls go out through this stream."""
         out: queue.Queue = queue.Queue()
         device = _input_device(s)
@@ -362,7 +367,7 @@ class Servicer:
 
         def run() -> None:
             try:
-                out.put(("ok", s.closure_step(start.step, evaluate)))
+                out.put(("ok", _with_options(s, options, lambda: s.closure_step(start.step, evaluate))))
             except BaseException as e:  # handed to the RPC thread
                 out.put(("error", e))
 
@@ -374,6 +379,43 @@ class Servicer:
                     raise item[1]
                 return item[1]
             yield item
+
+
+def _group_options(s: Any, groups: Any) -> list[dict[str, Any]] | None:
+    """The parameter-group options a step start carries (``StepStart.groups``), decoded and checked
+    against the session's groups; None when it carries none."""
+    if not groups:
+        return None
+    if getattr(s, "set_group_options", None) is None:
+        raise InvalidArgument("changing parameter-group options between steps (e.g. with an LR scheduler) needs the "
+                              "local backend; this session runs on the Ray backend")
+    indices = s.group_indices()
+    if len(groups) != len(indices):
+        raise InvalidArgument(f"groups: the session has {len(indices)} parameter group(s), got {len(groups)}")
+    out = []
+    for gi, (g, idx) in enumerate(zip(groups, indices)):
+        if list(g.params) != idx:
+            raise InvalidArgument(f"groups[{gi}]: parameters {list(g.params)[:8]} are not the session's group "
+                                  f"({idx[:8]})")
+        try:
+            raw = specs.from_map(g.options)
+        except (ValueError, TypeError) as e:
+            raise InvalidArgument(f"groups[{gi}]: {e}") from None
+        out.append(decode_options(raw, f"groups[{gi}]"))
+    return out
+
+
+def _with_options(s: Any, options: list[dict[str, Any]] | None, step: Callable[[], Any]) -> Any:
+    """``step()`` with the parameter-group ``options`` set first; if the step fails they are put
+    back (a refused or undone step leaves no trace)."""
+    if options is None:
+        return step()
+    previous = s.set_group_options(options)
+    try:
+        return step()
+    except BaseException:
+        s.set_group_options(previous)
+        raise
 
 
 def _until_cancelled(requests: Iterator[Any]) -> Iterator[Any]:

@@ -31,6 +31,29 @@ class ParamGroup(ChainMap):
         return self.maps[0]
 
 
+def module_defaults(modules: list[Module]) -> dict[str, Any]:
+    """The settings of ``modules`` (every module of the chain, nested ones included) merged in
+    order: the first module that has a setting gives its default."""
+    defaults: dict[str, Any] = {}
+    for m in modules:
+        for k, v in m.defaults.items():
+            defaults.setdefault(k, v)
+    return defaults
+
+
+def new_param_group(param_group: dict[str, Any], defaults: dict[str, Any], groups: list[Any]) -> ParamGroup:
+    """``param_group`` as a :class:`ParamGroup` over ``defaults``, checked against the existing
+    ``groups`` (leaf tensors only, each parameter in one group)."""
+    (g,) = make_param_groups([param_group])
+    seen = {id(p) for grp in groups for p in grp["params"]}
+    for p in g["params"]:
+        if not p.is_leaf:
+            raise ValueError("can't optimize a non-leaf tensor")
+        if id(p) in seen:
+            raise ValueError("a parameter appears in more than one parameter group")
+    return ParamGroup(g, defaults)
+
+
 class Optimizer(torch.optim.Optimizer):
     """Chains modules into an optimizer.
 
@@ -56,10 +79,7 @@ class Optimizer(torch.optim.Optimizer):
         self.model: torch.nn.Module | None = params if isinstance(params, torch.nn.Module) else None
         self.modules: list[Module] = flat
         self.unrolled_modules: list[Module] = [u for m in flat for u in m.modules()]
-        defaults: dict[str, Any] = {}
-        for m in self.unrolled_modules:
-            for k, v in m.defaults.items():
-                defaults.setdefault(k, v)
+        defaults = module_defaults(self.unrolled_modules)
         self.current_step = 0
         self.num_evaluations = 0
         self.attrs: dict[str, Any] = {}
@@ -70,17 +90,10 @@ class Optimizer(torch.optim.Optimizer):
 
     # -- groups ---------------------------------------------------------------
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        (g,) = make_param_groups([param_group])
-        seen = {id(p) for grp in self.param_groups for p in grp["params"]}
-        for p in g["params"]:
-            if not p.is_leaf:
-                raise ValueError("can't optimize a non-leaf tensor")
-            if id(p) in seen:
-                raise ValueError("a parameter appears in more than one parameter group")
-        group = ParamGroup(g, self.defaults)
+        group = new_param_group(param_group, self.defaults, self.param_groups)
         self.param_groups.append(group)
         self._params_cache = None
-        mapping = {p: g for p in g["params"]}
+        mapping = {p: group.explicit for p in group["params"]}
         for m in self.modules:
             m._set_global_groups(mapping)
 

@@ -22,6 +22,17 @@ log = logging.getLogger("tz_server.session")
 FORMAT = "tz-session/1"
 
 
+def decode_options(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """The options of a parameter group, rebuilt from their spec values (registry only)."""
+    try:
+        options = {k: decode_value(v, f"{where}.{k}") for k, v in raw.items()}
+    except ValueError as e:
+        raise InvalidArgument(str(e)) from None
+    if "params" in options:
+        raise InvalidArgument(f"{where}: 'params' is not an option")
+    return options
+
+
 def build_optimizer(config: SessionConfig, params: list[torch.Tensor]) -> tz.Optimizer:
     """Rebuilds the modules from their specs (registry only) and the parameter groups."""
     try:
@@ -43,13 +54,7 @@ def build_optimizer(config: SessionConfig, params: list[torch.Tensor]) -> tz.Opt
                 if not 0 <= i < len(params) or i in seen:
                     raise InvalidArgument(f"groups[{gi}]: bad or repeated parameter index {i}")
                 seen.add(i)
-            try:
-                options = {k: decode_value(v, f"groups[{gi}].{k}") for k, v in g.get("options", {}).items()}
-            except ValueError as e:
-                raise InvalidArgument(str(e)) from None
-            if "params" in options:
-                raise InvalidArgument(f"groups[{gi}]: 'params' is not an option")
-            groups.append({"params": [params[i] for i in idx], **options})
+            groups.append({"params": [params[i] for i in idx], **decode_options(g.get("options", {}), f"groups[{gi}]")})
         if len(seen) != len(params):
             raise InvalidArgument(f"parameter groups cover {len(seen)} of {len(params)} parameters")
     try:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from torchzero.core.evaluation import BatchEvaluator, EvalResult, Point, materialize
+from torchzero.core.spec import encode
 
 from ..errors import FailedPrecondition, InvalidArgument, SessionClosed, Unavailable
 from ..persistence import Store
@@ -100,6 +101,32 @@ class TrainSession(Session):
         with self._pool_lock:
             if len(self._pool) <= self.workers:
                 self._pool.append(bufs)
+
+    # -- parameter-group options set by the client (e.g. an LR scheduler) ---------------------------
+    def group_indices(self) -> list[list[int]]:
+        """The parameter indices of each parameter group."""
+        index = {id(p): i for i, p in enumerate(self.params)}
+        return [[index[id(p)] for p in g["params"]] for g in self.opt.param_groups]
+
+    def current_groups(self) -> list[dict[str, Any]]:
+        """The parameter groups with their explicit options now, as spec values (for SessionInfo)."""
+        with self.cond:
+            return [{"params": idx, "options": {k: encode(v, k) for k, v in g.explicit.items() if k != "params"}}
+                    for idx, g in zip(self.group_indices(), self.opt.param_groups)]
+
+    def set_group_options(self, options: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Replaces the explicit options of every parameter group (between steps); returns the
+        previous ones. Modules read them live; a pipelined session rebuilds its pieces."""
+        with self.cond:
+            previous = [{k: v for k, v in g.explicit.items() if k != "params"} for g in self.opt.param_groups]
+            for g, opts in zip(self.opt.param_groups, options):
+                explicit = g.explicit
+                for k in [k for k in explicit if k != "params"]:
+                    del explicit[k]
+                explicit.update(opts)
+            if self.stepper is not None:
+                self.stepper.invalidate()
+            return previous
 
     def _check_step(self, step: int) -> StepOutcome | None:
         return check_step(self, step, self.step, self._last_loss)

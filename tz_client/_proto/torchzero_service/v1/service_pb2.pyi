@@ -240,20 +240,22 @@ class BestReply(_message.Message):
     def __init__(self, found: _Optional[bool] = ..., loss: _Optional[_Union[_tensor_pb2.Loss, _Mapping]] = ..., params: _Optional[_Iterable[_Union[_tensor_pb2.Tensor, _Mapping]]] = ..., trial_id: _Optional[str] = ..., evaluations: _Optional[int] = ...) -> None: ...
 
 class StepStart(_message.Message):
-    __slots__ = ("session", "step", "rank", "mode", "grads", "loss")
+    __slots__ = ("session", "step", "rank", "mode", "grads", "loss", "groups")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     GRADS_FIELD_NUMBER: _ClassVar[int]
     LOSS_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
     session: str
     step: int
     rank: int
     mode: StepMode
     grads: _tensor_pb2.Layout
     loss: _tensor_pb2.Loss
-    def __init__(self, session: _Optional[str] = ..., step: _Optional[int] = ..., rank: _Optional[int] = ..., mode: _Optional[_Union[StepMode, str]] = ..., grads: _Optional[_Union[_tensor_pb2.Layout, _Mapping]] = ..., loss: _Optional[_Union[_tensor_pb2.Loss, _Mapping]] = ...) -> None: ...
+    groups: _containers.RepeatedCompositeFieldContainer[ParamGroup]
+    def __init__(self, session: _Optional[str] = ..., step: _Optional[int] = ..., rank: _Optional[int] = ..., mode: _Optional[_Union[StepMode, str]] = ..., grads: _Optional[_Union[_tensor_pb2.Layout, _Mapping]] = ..., loss: _Optional[_Union[_tensor_pb2.Loss, _Mapping]] = ..., groups: _Optional[_Iterable[_Union[ParamGroup, _Mapping]]] = ...) -> None: ...
 
 class EvalResult(_message.Message):
     __slots__ = ("index", "loss", "grads")
