@@ -36,8 +36,10 @@ class RemoteOptimizer(torch.optim.Optimizer):
             options (``lr``...) are sent as the hosted groups' settings. ``param_groups`` show the
             modules' settings as ``tz.Optimizer`` does, and options changed later (by an LR
             scheduler, or ``opt.param_groups[0]["lr"] = ...``) are sent with the next step; a process
-            joining an existing session sends its own at its first step. Groups cannot be added
-            after creation. (The Ray backend takes group options only at creation.)
+            joining an existing session sends, at its first step, its options that differ from the
+            session's. Groups cannot be added after creation. ``state_dict()`` holds the groups'
+            options only (the state lives on the server). (The Ray backend takes group options only
+            at creation.)
         *modules: torchzero modules.
         address: the server's ``host:port``.
         session: a session name to create or, if it exists, join (resuming its parameters and

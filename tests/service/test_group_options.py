@@ -114,6 +114,25 @@ def test_options_survive_a_restart_and_a_joining_process_sets_its_own(tmp_path):
         again.close()
 
 
+def test_state_dict_carries_the_group_options(deployment, name):
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = RemoteOptimizer([{"params": [p], "lr": 0.5}], tz.m.Adam(), tz.m.LR(0.1), address=deployment.address,
+                          session=name)
+    sd = opt.state_dict()
+    assert sd == {"state": {}, "param_groups": [{"lr": 0.5, "params": [0]}]}
+    other = RemoteOptimizer([torch.nn.Parameter(torch.zeros(3))], tz.m.Adam(), tz.m.LR(0.1),
+                            address=deployment.address, session=name)
+    assert other.param_groups[0]["lr"] == 0.1
+    other.load_state_dict(sd)
+    assert other.param_groups[0]["lr"] == 0.5 and other.state_dict() == sd
+    with pytest.raises(ValueError, match="do not match"):
+        other.load_state_dict({"state": {}, "param_groups": [{"params": [0, 1]}]})
+    with pytest.raises(ValueError, match="fixed when its session is created"):
+        other.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))]})
+    opt.close()
+    other.close()
+
+
 def test_bad_group_options_leave_the_session_unchanged(deployment, client, name):
     if deployment.kind == "ray":
         pytest.skip("the Ray backend refuses group options (see above)")
