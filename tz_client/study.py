@@ -215,6 +215,12 @@ class Study:
         rep = self._send(request)
         return rep.accepted, rep.ignored
 
+    def release(self, trials: Sequence[Any]) -> int:
+        """Hands back trials (or ids) this client holds but will not evaluate: they go to the next
+        ask at once instead of after the study's ``ask_timeout``. Returns how many were open."""
+        ids = [t.id if isinstance(t, Trial) else str(t) for t in trials]
+        return self._send(pb.TellRequest(session=self.name, client_id=self.client.client_id, release=ids)).released
+
     def flush(self) -> None:
         """Sends the tells made with ``wait=False`` (raising if the server refuses one)."""
         if self._unsent:
@@ -341,6 +347,10 @@ class Study:
                 pass
             except BaseException as e:
                 errors.append(e)
+                try:  # the trials it held go to the next ask at once, not after the ask timeout
+                    sub.release(trials)
+                except Exception:
+                    pass
             finally:
                 if sub is not self:  # its stream would hold a server thread until the client closes
                     sub._asktell.close()

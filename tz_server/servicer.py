@@ -441,7 +441,7 @@ def _tell(s: SessionHandle, request: pb.TellRequest) -> pb.TellReply:
     if request.items:
         reply.accepted, reply.ignored = s.tell(request.items)
     if request.release:
-        s.release(request.client_id, request.release)
+        reply.released = s.release(request.client_id, request.release)
     if request.HasField("then_ask"):
         a = request.then_ask
         reply.asked.CopyFrom(s.ask(a.client_id or request.client_id, a.n, a.wait, a.resume, a.spare))

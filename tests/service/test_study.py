@@ -104,6 +104,34 @@ def test_unanswered_trials_are_handed_out_again(client, name):
     other.close()
 
 
+def test_released_trials_are_handed_out_at_once(client, name):
+    study = client.create_study(name, torch.zeros(2), [tz.m.SPSA(), tz.m.LR(0.1)], seed=0)  # ask_timeout 30 s
+    other = tz_client.Client(client.address)
+    a, b = study.ask(n=2)
+    assert other.open_study(name).ask(n=2, wait=0.0) == []  # both held
+    assert study.release([b, "9:9", a.id]) == 2             # (an unknown id is not counted)
+    got = other.open_study(name).ask(n=2, wait=0.0)
+    assert sorted(t.id for t in got) == sorted([a.id, b.id])
+    assert study.release([a]) == 0  # no longer held by this client
+    other.close()
+
+
+def test_optimize_hands_back_the_trials_of_a_failed_evaluation(client, name):
+    study = client.create_study(name, torch.zeros(2), [tz.m.SPSA(), tz.m.LR(0.1)], seed=0)  # ask_timeout 30 s
+    calls = []
+
+    def f(x: torch.Tensor) -> float:
+        calls.append(x)
+        if len(calls) == 3:
+            raise RuntimeError("objective failed")
+        return float(x.sum())
+    with pytest.raises(RuntimeError, match="objective failed"):
+        study.optimize(f, 10, progress=False, batch=1)
+    assert study.info().evaluations == 2
+    (t,) = study.ask(n=1, wait=0.0)  # the trial being evaluated: at once, not after 30 s
+    assert torch.equal(t.params, calls[2])
+
+
 def test_reconnecting_client_gets_its_trials_back(client, name):
     a = tz_client.Client(client.address, client_id="worker-7")
     t = a.create_study(name, torch.zeros(2), [tz.m.Adam(), tz.m.LR(0.1)]).ask()

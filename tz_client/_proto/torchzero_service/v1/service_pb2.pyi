@@ -216,14 +216,16 @@ class TellRequest(_message.Message):
     def __init__(self, session: _Optional[str] = ..., client_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[TellItem, _Mapping]]] = ..., then_ask: _Optional[_Union[AskRequest, _Mapping]] = ..., release: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TellReply(_message.Message):
-    __slots__ = ("accepted", "ignored", "asked")
+    __slots__ = ("accepted", "ignored", "asked", "released")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     IGNORED_FIELD_NUMBER: _ClassVar[int]
     ASKED_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
     accepted: int
     ignored: int
     asked: AskReply
-    def __init__(self, accepted: _Optional[int] = ..., ignored: _Optional[int] = ..., asked: _Optional[_Union[AskReply, _Mapping]] = ...) -> None: ...
+    released: int
+    def __init__(self, accepted: _Optional[int] = ..., ignored: _Optional[int] = ..., asked: _Optional[_Union[AskReply, _Mapping]] = ..., released: _Optional[int] = ...) -> None: ...
 
 class BestReply(_message.Message):
     __slots__ = ("found", "loss", "params", "trial_id", "evaluations")
