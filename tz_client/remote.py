@@ -164,10 +164,13 @@ class RemoteOptimizer(torch.optim.Optimizer):
 
     def _start(self, mode: int, **kw: Any) -> pb.StepRequest:
         """The step's start; it carries the groups' options when they changed since the last step
-        (e.g. an LR scheduler set a new ``lr``)."""
+        (e.g. an LR scheduler set a new ``lr``) and names the parameters with ``requires_grad=False``,
+        which the hosted optimizer skips as ``tz.Optimizer`` does."""
         if self._options_changed():
             kw["groups"] = self._groups_proto()
-        return pb.StepRequest(start=pb.StepStart(session=self.session, step=self._step, rank=self.rank, mode=mode, **kw))
+        frozen = [i for i, p in enumerate(self._params) if not p.requires_grad]
+        return pb.StepRequest(start=pb.StepStart(session=self.session, step=self._step, rank=self.rank, mode=mode,
+                                                 frozen=frozen, **kw))
 
     def _finish(self, responses: Iterator[Any], done: pb.StepDone) -> Any:
         read_params_into(responses, done, self._params)

@@ -257,15 +257,16 @@ class Servicer:
             raise InvalidArgument("Step: the first message must be `start`")
         start = first.start
         s = self._session(start.session, OPTIMIZER, context)
-        options = _group_options(s, start.groups)
-        if start.mode == pb.PUSH and getattr(s, "can_pipeline", None) is not None and s.can_pipeline(start.step):
+        prepared = _group_options(s, start.groups), _frozen(s, start.frozen)
+        if (start.mode == pb.PUSH and not start.frozen and getattr(s, "can_pipeline", None) is not None
+                and s.can_pipeline(start.step)):
             check_layout(start.grads, s.layout, "grads")
-            yield from self._pipelined_push(s, start, it, options)
+            yield from self._pipelined_push(s, start, it, prepared)
             return
         if start.mode == pb.PUSH:
-            outcome = self._push(s, start, it, options)
+            outcome = self._push(s, start, it, prepared)
         elif start.mode == pb.CLOSURE:
-            outcome = yield from self._closure(s, start, it, options)
+            outcome = yield from self._closure(s, start, it, prepared)
         else:
             raise InvalidArgument("Step: mode must be PUSH or CLOSURE")
         done = pb.StepDone(step=outcome.step, params=layout_of(s.params), replayed=outcome.replayed)
@@ -281,7 +282,7 @@ class Servicer:
         check_loss(loss, "loss", finite=not s.config.allow_nonfinite)
         return loss
 
-    def _pipelined_push(self, s: Any, start: pb.StepStart, it: Iterator[Any], options: Any) -> Iterator[Any]:
+    def _pipelined_push(self, s: Any, start: pb.StepStart, it: Iterator[Any], prepared: Any) -> Iterator[Any]:
         """A push stepped piece by piece (:mod:`tz_server.sessions.pieces`): a helper thread reads
         the gradients and steps each piece once it is in; this thread sends the new parameters of
         every finished piece meanwhile. The reply's header comes first, as for any step."""
@@ -292,7 +293,7 @@ class Servicer:
 
         def run() -> None:
             try:
-                out.put(("ok", _with_options(s, options, lambda: s.pipelined_push(start.step, bufs, arrived, out.put,
+                out.put(("ok", _step_with(s, prepared, lambda: s.pipelined_push(start.step, bufs, arrived, out.put,
                                                                                   loss))))
             except BaseException as e:  # handed to the RPC thread
                 out.put(("error", e))
@@ -314,7 +315,7 @@ class Servicer:
             yield from iter_chunks(s.params, start=sent, end=item)
             sent = item
 
-    def _push(self, s: SessionHandle, start: pb.StepStart, it: Iterator[Any], options: Any) -> Any:
+    def _push(self, s: SessionHandle, start: pb.StepStart, it: Iterator[Any], prepared: Any) -> Any:
         check_layout(start.grads, s.layout, "grads")
         take = getattr(s, "take_buffers", None)
         bufs = take() if take is not None else None
@@ -324,12 +325,12 @@ class Servicer:
                 check_finite(grads, "grads")
             loss = self._loss_of(s, start)
             grads = to_device(grads, _input_device(s))
-            return _with_options(s, options, lambda: s.push(start.step, start.rank, grads, loss))
+            return _step_with(s, prepared, lambda: s.push(start.step, start.rank, grads, loss))
         finally:
             if bufs is not None:
                 s.return_buffers(bufs)
 
-    def _closure(self, s: SessionHandle, start: pb.StepStart, it: Iterator[Any], options: Any) -> Any:
+    def _closure(self, s: SessionHandle, start: pb.StepStart, it: Iterator[Any], prepared: Any) -> Any:
         """Runs the step on a helper thread; its evaluation calls go out through this stream."""
         out: queue.Queue = queue.Queue()
         device = _input_device(s)
@@ -367,7 +368,7 @@ class Servicer:
 
         def run() -> None:
             try:
-                out.put(("ok", _with_options(s, options, lambda: s.closure_step(start.step, evaluate))))
+                out.put(("ok", _step_with(s, prepared, lambda: s.closure_step(start.step, evaluate))))
             except BaseException as e:  # handed to the RPC thread
                 out.put(("error", e))
 
@@ -405,16 +406,33 @@ def _group_options(s: Any, groups: Any) -> list[dict[str, Any]] | None:
     return out
 
 
-def _with_options(s: Any, options: list[dict[str, Any]] | None, step: Callable[[], Any]) -> Any:
-    """``step()`` with the parameter-group ``options`` set first; if the step fails they are put
-    back (a refused or undone step leaves no trace)."""
-    if options is None:
-        return step()
-    previous = s.set_group_options(options)
+def _frozen(s: Any, frozen: Any) -> list[int] | None:
+    """The frozen parameter indices a step start carries (``StepStart.frozen``), checked; None when
+    the session cannot freeze parameters (then none may be frozen)."""
+    idx = [int(i) for i in frozen]
+    if len(set(idx)) != len(idx) or any(not 0 <= i < len(s.layout) for i in idx):
+        raise InvalidArgument(f"frozen: bad or repeated parameter index in {idx[:16]}")
+    if getattr(s, "set_frozen", None) is None:
+        if idx:
+            raise InvalidArgument("parameters with requires_grad=False (frozen) need the local backend; this "
+                                  "session runs on the Ray backend")
+        return None
+    return idx
+
+
+def _step_with(s: Any, prepared: tuple[list[dict[str, Any]] | None, list[int] | None], step: Callable[[], Any]) -> Any:
+    """``step()`` with the parameter-group options and the frozen parameters of the step start set
+    first; if the step fails they are put back (a refused or undone step leaves no trace)."""
+    options, frozen = prepared
+    previous = s.set_group_options(options) if options is not None else None
+    was_frozen = s.set_frozen(frozen) if frozen is not None else None
     try:
         return step()
     except BaseException:
-        s.set_group_options(previous)
+        if previous is not None:
+            s.set_group_options(previous)
+        if was_frozen is not None:
+            s.set_frozen(was_frozen)
         raise
 
 

@@ -35,19 +35,28 @@ class RemoteClosure(BatchEvaluator):
     """Evaluations that go back to the client's closure, one point at a time.
 
     The client holds the parameters as they were at the start of the step; a point equal to the
-    last one it was sent (or holds) is not sent again.
+    last one it was sent (or holds) is not sent again. Points name the ``trainable`` parameters
+    only (those the optimizer steps); the client gets and answers for all of them, the frozen ones
+    at their values.
     """
 
-    def __init__(self, fn: RemoteEval, start: Sequence[torch.Tensor], rng: Any = None):
+    def __init__(self, fn: RemoteEval, start: Sequence[torch.Tensor], rng: Any = None,
+                 trainable: list[int] | None = None):
         self.fn = fn
         self.rng = rng
         self.last: list[torch.Tensor] = [p.detach().clone() for p in start]
+        self.trainable = trainable if trainable is not None and len(trainable) < len(self.last) else None
         self.calls = 0
 
     def evaluate_batch(self, points: Sequence[Point], backward: bool = False) -> list[EvalResult]:
         out = []
         for pt in points:
             x = [t.detach() for t in materialize(pt)]
+            if self.trainable is not None:  # the frozen parameters keep their values
+                full = list(self.last)
+                for i, t in zip(self.trainable, x):
+                    full[i] = t
+                x = full
             same = all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(x, self.last))
             if self.rng is not None:
                 with self.rng.released():  # other sessions may compute while the client evaluates
@@ -56,6 +65,8 @@ class RemoteClosure(BatchEvaluator):
                 loss, grads = self.fn(None if same else x, backward)
             if not same:
                 self.last = [t.clone() for t in x]
+            if grads is not None and self.trainable is not None:
+                grads = [grads[i] for i in self.trainable]
             self.calls += 1
             out.append(EvalResult(loss, grads))
         return out
@@ -107,6 +118,16 @@ class TrainSession(Session):
         """The parameter indices of each parameter group."""
         index = {id(p): i for i, p in enumerate(self.params)}
         return [[index[id(p)] for p in g["params"]] for g in self.opt.param_groups]
+
+    def set_frozen(self, frozen: Sequence[int]) -> list[int]:
+        """Marks the parameters ``frozen`` (the client's ``requires_grad=False`` ones) so that the
+        optimizer skips them, and every other one as trainable; returns the previous frozen ones."""
+        with self.cond:
+            previous = [i for i, p in enumerate(self.params) if not p.requires_grad]
+            skip = set(frozen)
+            for i, p in enumerate(self.params):
+                p.requires_grad_(i not in skip)
+            return previous
 
     def current_groups(self) -> list[dict[str, Any]]:
         """The parameter groups with their explicit options now, as spec values (for SessionInfo)."""
@@ -216,7 +237,8 @@ class TrainSession(Session):
             done = self._check_step(step)
             if done is not None:
                 return done
-            remote = RemoteClosure(evaluate, self.params, self.rng)
+            remote = RemoteClosure(evaluate, self.params, self.rng,
+                                   [i for i, p in enumerate(self.params) if p.requires_grad])
             if self.stepper is not None:
                 self.stepper.invalidate()
             # a step cut short (bad data from the client, a dropped stream) leaves no trace

@@ -242,7 +242,7 @@ class BestReply(_message.Message):
     def __init__(self, found: _Optional[bool] = ..., loss: _Optional[_Union[_tensor_pb2.Loss, _Mapping]] = ..., params: _Optional[_Iterable[_Union[_tensor_pb2.Tensor, _Mapping]]] = ..., trial_id: _Optional[str] = ..., evaluations: _Optional[int] = ...) -> None: ...
 
 class StepStart(_message.Message):
-    __slots__ = ("session", "step", "rank", "mode", "grads", "loss", "groups")
+    __slots__ = ("session", "step", "rank", "mode", "grads", "loss", "groups", "frozen")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
@@ -250,6 +250,7 @@ class StepStart(_message.Message):
     GRADS_FIELD_NUMBER: _ClassVar[int]
     LOSS_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
+    FROZEN_FIELD_NUMBER: _ClassVar[int]
     session: str
     step: int
     rank: int
@@ -257,7 +258,8 @@ class StepStart(_message.Message):
     grads: _tensor_pb2.Layout
     loss: _tensor_pb2.Loss
     groups: _containers.RepeatedCompositeFieldContainer[ParamGroup]
-    def __init__(self, session: _Optional[str] = ..., step: _Optional[int] = ..., rank: _Optional[int] = ..., mode: _Optional[_Union[StepMode, str]] = ..., grads: _Optional[_Union[_tensor_pb2.Layout, _Mapping]] = ..., loss: _Optional[_Union[_tensor_pb2.Loss, _Mapping]] = ..., groups: _Optional[_Iterable[_Union[ParamGroup, _Mapping]]] = ...) -> None: ...
+    frozen: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, session: _Optional[str] = ..., step: _Optional[int] = ..., rank: _Optional[int] = ..., mode: _Optional[_Union[StepMode, str]] = ..., grads: _Optional[_Union[_tensor_pb2.Layout, _Mapping]] = ..., loss: _Optional[_Union[_tensor_pb2.Loss, _Mapping]] = ..., groups: _Optional[_Iterable[_Union[ParamGroup, _Mapping]]] = ..., frozen: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class EvalResult(_message.Message):
     __slots__ = ("index", "loss", "grads")
