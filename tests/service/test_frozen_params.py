@@ -12,7 +12,7 @@ from tz_client import InvalidArgument, RemoteOptimizer
 from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
 from tz_client.codec import iter_chunks, layout_of
 
-from tzsvc_support import assert_same
+from tzsvc_support import assert_same, training_step
 
 
 def params() -> list[torch.nn.Parameter]:
@@ -24,18 +24,7 @@ def train(opt: torch.optim.Optimizer, ps: list[torch.nn.Parameter], closure: boo
     """Six steps: all trainable, then the second parameter frozen, then all again."""
     for k in range(6):
         ps[1].requires_grad_(not 2 <= k < 4)
-
-        def c(backward: bool = True) -> torch.Tensor:
-            loss = sum(((p - i) ** 2).sum() for i, p in enumerate(ps) if p.requires_grad)
-            if backward:
-                opt.zero_grad()
-                loss.backward()
-            return loss
-        if closure:
-            opt.step(c)
-        else:
-            c()
-            opt.step()
+        training_step(opt, lambda: sum(((p - i) ** 2).sum() for i, p in enumerate(ps) if p.requires_grad), closure)
 
 
 @pytest.mark.parametrize("closure", [False, True])

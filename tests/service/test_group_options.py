@@ -12,7 +12,7 @@ from tz_client import InvalidArgument, RemoteOptimizer
 from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
 from tz_client.codec import iter_chunks, layout_of
 
-from tzsvc_support import assert_same
+from tzsvc_support import assert_same, training_step
 
 
 def problem() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -27,17 +27,7 @@ def loss_of(params: list[torch.Tensor]) -> torch.Tensor:
 
 def run(opt: torch.optim.Optimizer, params: list[torch.Tensor], sched: object, steps: int, closure: bool = False) -> None:
     for _ in range(steps):
-        def c(backward: bool = True) -> torch.Tensor:
-            loss = loss_of(params)
-            if backward:
-                opt.zero_grad()
-                loss.backward()
-            return loss
-        if closure:
-            opt.step(c)
-        else:
-            c()
-            opt.step()
+        training_step(opt, lambda: loss_of(params), closure)
         sched.step()
 
 

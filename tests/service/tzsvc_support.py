@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -78,3 +78,18 @@ def assert_same(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> None:
     for x, y in zip(a, b):
         assert x.dtype == y.dtype and x.shape == y.shape
         assert torch.equal(x.detach().cpu(), y.detach().cpu()), f"max diff {(x.detach().cpu() - y.detach().cpu()).abs().max()}"
+
+
+def training_step(opt: torch.optim.Optimizer, loss_fn: Callable[[], torch.Tensor], closure: bool = False) -> None:
+    """One step on ``loss_fn()``: ``backward`` then ``opt.step()``, or ``opt.step(closure)``."""
+    def c(backward: bool = True) -> torch.Tensor:
+        loss = loss_fn()
+        if backward:
+            opt.zero_grad()
+            loss.backward()
+        return loss
+    if closure:
+        opt.step(c)
+    else:
+        c()
+        opt.step()

@@ -88,6 +88,7 @@ class TrainSession(Session):
             if stepper is not None and stepper.worthwhile:  # one piece: nothing to overlap
                 self.stepper = stepper
         self.round = PushRound(self.name, self.workers, config.sync_timeout)
+        self._frozen: list[int] = []  # parameters the client has with requires_grad=False
         self._last_loss: Any = None
         self._pool: list[list[torch.Tensor]] = []
         self._pool_lock = threading.Lock()
@@ -123,10 +124,12 @@ class TrainSession(Session):
         """Marks the parameters ``frozen`` (the client's ``requires_grad=False`` ones) so that the
         optimizer skips them, and every other one as trainable; returns the previous frozen ones."""
         with self.cond:
-            previous = [i for i, p in enumerate(self.params) if not p.requires_grad]
-            skip = set(frozen)
-            for i, p in enumerate(self.params):
-                p.requires_grad_(i not in skip)
+            previous = self._frozen
+            if list(frozen) != previous:  # (most steps: no change, nothing to do)
+                skip = set(frozen)
+                for i, p in enumerate(self.params):
+                    p.requires_grad_(i not in skip)
+                self._frozen = list(frozen)
             return previous
 
     def current_groups(self) -> list[dict[str, Any]]:
