@@ -83,8 +83,11 @@ class RemoteOptimizer(torch.optim.Optimizer):
         self.session = session or f"optimizer-{uuid.uuid4().hex[:12]}"
         self.workers = workers
         self.rank = rank
-        self._sent_options = self._group_options()
-        groups = self._groups_proto() if len(self.param_groups) > 1 or self._sent_options[0] else []
+        index = {id(p): i for i, p in enumerate(self._params)}
+        self._group_params = [[index[id(p)] for p in g["params"]] for g in self.param_groups]  # (fixed)
+        self._sent_options: list[dict[str, Any]] = self._group_options()
+        self._sending = self._sent_options  # the options of the step in flight
+        groups = self._groups_proto(self._sent_options) if len(self.param_groups) > 1 or self._sent_options[0] else []
         header = pb.CreateHeader(name=self.session, kind=pb.OPTIMIZER, modules=specs.modules_to_proto(modules),
                                  groups=groups, exist_ok=session is not None or workers > 1, workers=workers,
                                  device=device or "",
@@ -131,25 +134,16 @@ class RemoteOptimizer(torch.optim.Optimizer):
 
     def _group_options(self) -> list[dict[str, Any]]:
         """The explicit options of each group (what the user, or an LR scheduler, set)."""
-        return [{k: v for k, v in g.explicit.items() if k != "params"} for g in self.param_groups]
+        return [g.options() for g in self.param_groups]
 
-    def _groups_proto(self) -> list[pb.ParamGroup]:
-        index = {id(p): i for i, p in enumerate(self._params)}
-        return [pb.ParamGroup(params=[index[id(p)] for p in g["params"]],
-                              options=specs.to_map({k: encode(v, k) for k, v in opts.items()}))
-                for g, opts in zip(self.param_groups, self._group_options())]
-
-    def _options_changed(self) -> bool:
-        try:
-            return bool(self._group_options() != self._sent_options)
-        except RuntimeError:  # (tensor values compared element-wise)
-            return True
+    def _groups_proto(self, options: list[dict[str, Any]]) -> list[pb.ParamGroup]:
+        return [pb.ParamGroup(params=idx, options=specs.to_map({k: encode(v, k) for k, v in opts.items()}))
+                for idx, opts in zip(self._group_params, options)]
 
     def state_dict(self) -> dict[str, Any]:
         """The groups' explicit options (the optimizer's state lives on the server)."""
-        index = {id(p): i for i, p in enumerate(self._params)}
-        return {"state": {}, "param_groups": [{**opts, "params": [index[id(p)] for p in g["params"]]}
-                                              for g, opts in zip(self.param_groups, self._group_options())]}
+        return {"state": {}, "param_groups": [{**opts, "params": idx}
+                                              for idx, opts in zip(self._group_params, self._group_options())]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Sets the groups' explicit options from :meth:`state_dict` (sent with the next step)."""
@@ -158,16 +152,20 @@ class RemoteOptimizer(torch.optim.Optimizer):
                                                        for a, b in zip(saved, self.param_groups)):
             raise ValueError("the state dict's parameter groups do not match this optimizer's")
         for sg, g in zip(saved, self.param_groups):
-            params = g["params"]
-            g.explicit.clear()
-            g.explicit.update({k: v for k, v in sg.items() if k != "params"}, params=params)
+            g.set_options(sg)
 
     def _start(self, mode: int, **kw: Any) -> pb.StepRequest:
         """The step's start; it carries the groups' options when they changed since the last step
         (e.g. an LR scheduler set a new ``lr``) and names the parameters with ``requires_grad=False``,
         which the hosted optimizer skips as ``tz.Optimizer`` does."""
-        if self._options_changed():
-            kw["groups"] = self._groups_proto()
+        options = self._group_options()
+        try:
+            changed = bool(options != self._sent_options)
+        except RuntimeError:  # (tensor values compared element-wise)
+            changed = True
+        if changed:
+            kw["groups"] = self._groups_proto(options)
+        self._sending = options
         frozen = [i for i, p in enumerate(self._params) if not p.requires_grad]
         return pb.StepRequest(start=pb.StepStart(session=self.session, step=self._step, rank=self.rank, mode=mode,
                                                  frozen=frozen, **kw))
@@ -175,7 +173,7 @@ class RemoteOptimizer(torch.optim.Optimizer):
     def _finish(self, responses: Iterator[Any], done: pb.StepDone) -> Any:
         read_params_into(responses, done, self._params)
         self._step = done.step
-        self._sent_options = self._group_options()
+        self._sent_options = self._sending
         return decode_loss(done)
 
     def _push(self) -> Any:

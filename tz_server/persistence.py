@@ -127,12 +127,11 @@ class Store:
     def journal(self, name: str) -> Journal:
         return Journal(self.dir(name) / JOURNAL, self.fsync_journal)
 
-    def restore(self, build: Callable[[str, dict[str, Any], list[pb.TellItem]], None]) -> list[str]:
+    def restore(self, build: Callable[[str, dict[str, Any], list[pb.TellItem]], None]) -> None:
         """Calls ``build(name, state, journal)`` for every saved session. A session whose checkpoint
         cannot be read, or that ``build`` refuses (raises), is logged and moved to
         ``<state_dir>/unrestorable/`` with the reason: kept for inspection, never deleted, and not
-        overwritten by a new session of the same name. Returns the names set aside."""
-        failed = []
+        overwritten by a new session of the same name."""
         for d in sorted(self.sessions.iterdir()):
             ck = d / CHECKPOINT
             if not ck.is_file():
@@ -143,8 +142,6 @@ class Store:
             except Exception as e:
                 where = self.set_aside(d.name, f"{type(e).__name__}: {e}")
                 log.error("cannot restore session %s: %s (moved to %s)", d.name, e, where)
-                failed.append(d.name)
-        return failed
 
     def set_aside(self, name: str, reason: str) -> Path:
         """Moves the session's folder to ``unrestorable/<name>-<UTC time>`` with a ``reason.txt``."""

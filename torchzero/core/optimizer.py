@@ -30,6 +30,17 @@ class ParamGroup(ChainMap):
     def explicit(self) -> dict[str, Any]:
         return self.maps[0]
 
+    def options(self) -> dict[str, Any]:
+        """The explicit keys other than ``params`` (what the user or a scheduler set)."""
+        return {k: v for k, v in self.maps[0].items() if k != "params"}
+
+    def set_options(self, options: Mapping[str, Any]) -> None:
+        """Replaces the explicit keys other than ``params`` by ``options`` (``params`` in it is ignored)."""
+        explicit = self.maps[0]
+        for k in [k for k in explicit if k != "params"]:
+            del explicit[k]
+        explicit.update({k: v for k, v in options.items() if k != "params"})
+
 
 def module_defaults(modules: list[Module]) -> dict[str, Any]:
     """The settings of ``modules`` (every module of the chain, nested ones included) merged in
@@ -165,7 +176,7 @@ class Optimizer(torch.optim.Optimizer):
         index = {id(p): i for i, p in enumerate(params)}
         groups = []
         for g in self.param_groups:
-            d = {k: v for k, v in g.explicit.items() if k != "params"}
+            d = g.options()
             d["params"] = [index[id(p)] for p in g["params"]]
             groups.append(check_plain(d, "param_groups"))
         return {
@@ -193,10 +204,7 @@ class Optimizer(torch.optim.Optimizer):
         for m, sd in zip(self.modules, state_dict["modules"]):
             m.load_state_dict(sd, params)
         for sg, g in zip(saved_groups, self.param_groups):
-            explicit = g.explicit
-            for k in [k for k in explicit if k not in ("params",)]:
-                del explicit[k]
-            explicit.update({k: v for k, v in sg.items() if k != "params"})
+            g.set_options(sg)
         self.current_step = int(state_dict.get("current_step", 0))
         self.num_evaluations = int(state_dict.get("num_evaluations", 0))
         self.attrs.update(state_dict.get("attrs", {}))

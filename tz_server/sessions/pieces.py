@@ -57,7 +57,7 @@ def why_not_pipelined(opt: tz.Optimizer, params: Sequence[torch.Tensor]) -> str 
         return "parameters of several dtypes or devices"
     if any(p.device.type != "cpu" for p in params):
         return "parameters are not on the CPU"
-    options = [{k: v for k, v in g.explicit.items() if k != "params"} for g in opt.param_groups]
+    options = [g.options() for g in opt.param_groups]
     if any(o != options[0] for o in options[1:]):
         return "parameter groups with different settings"
     return None
@@ -130,7 +130,7 @@ class PieceStepper:
         does not have yet, before its first step, is created by the pieces and copied back)."""
         whole = self.opt.unrolled_modules
         groups = self.opt.param_groups
-        options = {k: v for k, v in groups[0].explicit.items() if k != "params"}
+        options = groups[0].options()
         for pc in self.pieces:
             chain = [tz.from_spec(s) for s in self.modules]
             pc.opt = tz.Optimizer([{"params": [s.view for s in pc.spans], **options}], *chain)

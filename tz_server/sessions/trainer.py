@@ -135,19 +135,16 @@ class TrainSession(Session):
     def current_groups(self) -> list[dict[str, Any]]:
         """The parameter groups with their explicit options now, as spec values (for SessionInfo)."""
         with self.cond:
-            return [{"params": idx, "options": {k: encode(v, k) for k, v in g.explicit.items() if k != "params"}}
+            return [{"params": idx, "options": {k: encode(v, k) for k, v in g.options().items()}}
                     for idx, g in zip(self.group_indices(), self.opt.param_groups)]
 
     def set_group_options(self, options: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Replaces the explicit options of every parameter group (between steps); returns the
         previous ones. Modules read them live; a pipelined session rebuilds its pieces."""
         with self.cond:
-            previous = [{k: v for k, v in g.explicit.items() if k != "params"} for g in self.opt.param_groups]
+            previous = [g.options() for g in self.opt.param_groups]
             for g, opts in zip(self.opt.param_groups, options):
-                explicit = g.explicit
-                for k in [k for k in explicit if k != "params"]:
-                    del explicit[k]
-                explicit.update(opts)
+                g.set_options(opts)
             if self.stepper is not None:
                 self.stepper.invalidate()
             return previous
