@@ -38,8 +38,7 @@ class RemoteOptimizer(torch.optim.Optimizer):
             scheduler, or ``opt.param_groups[0]["lr"] = ...``) are sent with the next step; a process
             joining an existing session sends, at its first step, its options that differ from the
             session's. Groups cannot be added after creation. ``state_dict()`` holds the groups'
-            options only (the state lives on the server). (The Ray backend takes group options only
-            at creation.)
+            options only (the state lives on the server).
         *modules: torchzero modules.
         address: the server's ``host:port``.
         session: a session name to create or, if it exists, join (resuming its parameters and

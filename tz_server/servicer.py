@@ -387,9 +387,6 @@ def _group_options(s: Any, groups: Any) -> list[dict[str, Any]] | None:
     against the session's groups; None when it carries none."""
     if not groups:
         return None
-    if getattr(s, "set_group_options", None) is None:
-        raise InvalidArgument("changing parameter-group options between steps (e.g. with an LR scheduler) needs the "
-                              "local backend; this session runs on the Ray backend")
     indices = s.group_indices()
     if len(groups) != len(indices):
         raise InvalidArgument(f"groups: the session has {len(indices)} parameter group(s), got {len(groups)}")
@@ -406,33 +403,26 @@ def _group_options(s: Any, groups: Any) -> list[dict[str, Any]] | None:
     return out
 
 
-def _frozen(s: Any, frozen: Any) -> list[int] | None:
-    """The frozen parameter indices a step start carries (``StepStart.frozen``), checked; None when
-    the session cannot freeze parameters (then none may be frozen)."""
+def _frozen(s: Any, frozen: Any) -> list[int]:
+    """The frozen parameter indices a step start carries (``StepStart.frozen``), checked."""
     idx = [int(i) for i in frozen]
     if len(set(idx)) != len(idx) or any(not 0 <= i < len(s.layout) for i in idx):
         raise InvalidArgument(f"frozen: bad or repeated parameter index in {idx[:16]}")
-    if getattr(s, "set_frozen", None) is None:
-        if idx:
-            raise InvalidArgument("parameters with requires_grad=False (frozen) need the local backend; this "
-                                  "session runs on the Ray backend")
-        return None
     return idx
 
 
-def _step_with(s: Any, prepared: tuple[list[dict[str, Any]] | None, list[int] | None], step: Callable[[], Any]) -> Any:
+def _step_with(s: Any, prepared: tuple[list[dict[str, Any]] | None, list[int]], step: Callable[[], Any]) -> Any:
     """``step()`` with the parameter-group options and the frozen parameters of the step start set
     first; if the step fails they are put back (a refused or undone step leaves no trace)."""
     options, frozen = prepared
     previous = s.set_group_options(options) if options is not None else None
-    was_frozen = s.set_frozen(frozen) if frozen is not None else None
+    was_frozen = s.set_frozen(frozen)
     try:
         return step()
     except BaseException:
         if previous is not None:
             s.set_group_options(previous)
-        if was_frozen is not None:
-            s.set_frozen(was_frozen)
+        s.set_frozen(was_frozen)
         raise
 
 

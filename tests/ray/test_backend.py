@@ -148,6 +148,47 @@ def test_unsharded_closure_steps_in_an_actor_survive_a_kill(ray_server, ray_sess
     assert remote.delete_session()
 
 
+def test_sharded_session_follows_a_scheduler_and_frozen_layers_through_a_shard_kill(ray_server, ray_session):
+    X, y = data()
+    remote_model, local_model = make_model(), make_model()
+    remote = RemoteOptimizer(groups(remote_model), tz.m.Adam(), tz.m.LR(0.01), address=ray_server.address, shards=3)
+    local = tz.Optimizer(groups(local_model), tz.m.Adam(), tz.m.LR(0.01))
+    session = ray_server.backend.get(remote.session)
+    session.checkpoint_every = 3  # the restored shard replays steps with their options and frozen layers
+    schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, 0.8) for o in (remote, local)]
+    for k in range(8):
+        for model in (remote_model, local_model):
+            model[2].requires_grad_(not 2 <= k < 5)
+        if k == 4:
+            ray_session.kill(session.handles[1], no_restart=False)
+        push_steps([(remote_model, remote), (local_model, local)], X, y, 1)
+        used = [g["lr"] for g in local.param_groups]
+        for sched in schedulers:
+            sched.step()
+        assert_same(list(remote_model.parameters()), list(local_model.parameters()))
+    assert session.recoveries >= 1
+    assert [g["options"]["lr"] for g in session.current_groups()] == used  # the last step's
+    assert used[1] == pytest.approx(0.01 * 0.8 ** 7)
+    assert remote.delete_session()
+
+
+def test_group_option_that_makes_a_sharded_chain_global_is_refused(ray_server):
+    X, y = data()
+    remote_model, local_model = make_model(), make_model()
+    chain = lambda: [tz.m.HeavyBall(), tz.m.Cautious(), tz.m.LR(0.01)]  # noqa: E731
+    remote = RemoteOptimizer(groups(remote_model), *chain(), address=ray_server.address, shards=2)
+    local = tz.Optimizer(groups(local_model), *chain())
+    push_steps([(remote_model, remote), (local_model, local)], X, y, 1)
+    remote.param_groups[0]["normalize"] = True
+    with pytest.raises(tz_client.InvalidArgument, match="Cautious cannot be sharded: a parameter group sets normalize"):
+        push_steps([(remote_model, remote)], X, y, 1)
+    del remote.param_groups[0]["normalize"]  # nothing of the refused step was applied
+    push_steps([(remote_model, remote), (local_model, local)], X, y, 2)
+    assert remote.current_step == 3
+    assert_same(list(remote_model.parameters()), list(local_model.parameters()))
+    assert remote.delete_session()
+
+
 def test_sharded_session_survives_a_server_restart(ray_session, tmp_path):
     X, y = data()
     remote_model, local_model = make_model(), make_model()
@@ -155,13 +196,17 @@ def test_sharded_session_survives_a_server_restart(ray_session, tmp_path):
     with tz_server.serve(backend="ray", state_dir=str(tmp_path), ray={"shards": 2}) as srv:
         remote = RemoteOptimizer(groups(remote_model), tz.m.Adam(), tz.m.LR(0.01), address=srv.address,
                                  session="restart-me")
+        for o in (remote, local):
+            o.param_groups[1]["lr"] = 0.003
         push_steps([(remote_model, remote), (local_model, local)], X, y, 3)
         remote.close()
     with tz_server.serve(backend="ray", state_dir=str(tmp_path), ray={"shards": 2}) as srv:
         s = srv.backend.get("restart-me")
         assert s.step == 3 and s.shards == 2
+        assert s.current_groups()[1]["options"] == {"lr": 0.003}  # the options changed before the restart
         remote = RemoteOptimizer(groups(remote_model), tz.m.Adam(), tz.m.LR(0.01), address=srv.address,
                                  session="restart-me")
+        remote.param_groups[1]["lr"] = 0.003
         push_steps([(remote_model, remote), (local_model, local)], X, y, 2)
         assert_same(list(remote_model.parameters()), list(local_model.parameters()))
         assert remote.delete_session()

@@ -8,7 +8,7 @@ import torch
 
 import torchzero as tz
 from tz_server.backends.ray.actor import ShardActor, StaleShard
-from tz_server.backends.ray.sharding import PER_PARAMETER, check_shardable, plan_shards
+from tz_server.backends.ray.sharding import PER_PARAMETER, check_shardable, group_of, plan_shards, shard_settings
 from tz_server.errors import InvalidArgument
 from tz_server.sessions.base import build_optimizer
 from tz_server.sessions.config import SessionConfig
@@ -138,6 +138,60 @@ def test_per_parameter_chains_sharded_match_unsharded_bit_for_bit(chain, n):
         assert torch.equal(a, b), f"{chain}: tensor {i} differs by {(a - b).abs().max()}"
 
 
+def schedule(k):
+    """Step ``k``'s group options and frozen tensors: learning rates that change every step; the
+    group-0 tensors of a shard frozen while group 0 trains on another shard (shard 0 then has no
+    trainable tensor, shard 2 only group-1 ones); a whole group frozen."""
+    options = [{"lr": 0.05 * 0.8 ** k}, {"lr": 0.02} if k >= 3 else {}]
+    frozen = {2: [0], 3: [1, 4], 4: [0, 1, 4], 5: [0, 1, 4], 6: [2]}.get(k, [])
+    return options, frozen
+
+
+@pytest.mark.parametrize("chain", sorted(CHAINS))
+def test_option_changes_and_frozen_tensors_sharded_match_unsharded(chain):
+    try:
+        CHAINS[chain]()
+    except NotImplementedError:
+        pytest.skip(f"{chain} not implemented yet")
+    params = make_params()
+    g = torch.Generator().manual_seed(2)
+    grads = [[torch.randn(p.shape, generator=g) for p in params] for _ in range(8)]
+    cfg = SessionConfig(name="s", kind="optimizer", modules=[tz.to_spec(m) for m in CHAINS[chain]()], groups=GROUPS)
+    ps = [p.clone().requires_grad_(True) for p in params]
+    opt = build_optimizer(cfg, ps)
+    plans = plan_shards([(tuple(p.shape), p.dtype) for p in params], GROUPS, 3)
+    assert [p.indices for p in plans] == [[0], [2, 3], [1, 4, 5, 6]]  # (group 0: tensors 0, 1 and 4)
+    actors = [ShardActor(cfg.to_state(), plan.to_state(), {"params": [params[i].clone() for i in plan.indices]
+                         + [torch.zeros(1, dtype=d) for _, d in plan.standins]}) for plan in plans]
+    lay, gid = [(tuple(p.shape), p.dtype) for p in params], group_of(GROUPS, len(params))
+    for k, gs in enumerate(grads):
+        options, frozen = schedule(k)
+        for grp, opts in zip(opt.param_groups, options):
+            grp.set_options(opts)
+        for i, p in enumerate(ps):
+            p.requires_grad_(i not in frozen)
+            p.grad = gs[i].clone()
+        opt.step()
+        for plan, a in zip(plans, actors):
+            out = a.push(k, [gs[i].clone() for i in plan.indices], shard_settings(plan, lay, gid, options, frozen))
+            for i, t in zip(plan.indices, out):
+                assert torch.equal(t, ps[i].detach()), f"{chain}: step {k}, tensor {i}"
+
+
+def test_shard_settings_map_groups_and_freeze_stand_ins_of_idle_pairs():
+    lay = layout()
+    gid = group_of(GROUPS, len(lay))
+    plans = plan_shards(lay, GROUPS, 3)
+    options = [{"lr": 1.0}, {"lr": 2.0}]
+    assert [shard_settings(p, lay, gid, options, [])[0] for p in plans] == [[{"lr": 1.0}, {"lr": 2.0}]] * 3
+    # shard 0 holds tensor 0 and one stand-in per (group, dtype): group 0's stays trainable while
+    # group 0 trains elsewhere, and is frozen with the whole group
+    assert shard_settings(plans[0], lay, gid, options, [0]) == ([{"lr": 1.0}, {"lr": 2.0}], [0])
+    assert shard_settings(plans[0], lay, gid, options, [0, 1, 4]) == ([{"lr": 1.0}, {"lr": 2.0}], [0, 1])
+    # without groups: one group, options of group 0
+    assert shard_settings(plan_shards(lay, [], 2)[1], lay, [0] * len(lay), [{"lr": 3.0}], []) == ([{"lr": 3.0}], [])
+
+
 def test_mixed_dtypes_sharded_match_unsharded():
     dtypes = [torch.float32, torch.float64, torch.float32, torch.float32, torch.float64, torch.float32, torch.float32]
     params = make_params(dtypes)
@@ -169,7 +223,7 @@ def test_shard_state_round_trip_and_replay():
     fresh = ShardActor(SessionConfig(name="s", kind="optimizer", modules=[tz.to_spec(m) for m in chain()],
                                      groups=GROUPS).to_state(), plan.to_state(),
                        {"params": [torch.zeros_like(params[i]) for i in plan.indices] + [torch.zeros(1)] * len(plan.standins)})
-    assert fresh.restore(ck, [("push", parts[3]), ("push", parts[4])]) == 5
+    assert fresh.restore(ck, [("push", parts[3], None), ("push", parts[4], None)]) == 5
     for b in (a, fresh):
         out = b.push(5, parts[5])
         for i, t in zip(plan.indices, out):

@@ -8,7 +8,7 @@ import torch
 
 import torchzero as tz
 import tz_server
-from tz_client import InvalidArgument, RemoteOptimizer
+from tz_client import RemoteOptimizer
 from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
 from tz_client.codec import iter_chunks, layout_of
 
@@ -38,10 +38,6 @@ def test_lr_scheduler_matches_local_run(deployment, name):
     assert remote.param_groups[0]["lr"] == 0.1 and remote.param_groups[0]["beta1"] == 0.9  # module defaults
     local_s = torch.optim.lr_scheduler.StepLR(local, step_size=2, gamma=0.5)
     remote_s = torch.optim.lr_scheduler.StepLR(remote, step_size=2, gamma=0.5)
-    if deployment.kind == "ray":  # the Ray backend takes group options only at creation
-        with pytest.raises(InvalidArgument, match="needs the local backend"):
-            run(remote, remote_p, remote_s, 1)
-        return
     run(local, local_p, local_s, 6)
     run(remote, remote_p, remote_s, 6)
     assert remote.param_groups[0]["lr"] == local.param_groups[0]["lr"] == 0.1 * 0.5 ** 3
@@ -50,8 +46,6 @@ def test_lr_scheduler_matches_local_run(deployment, name):
 
 
 def test_per_group_options_and_closure_steps(deployment, name):
-    if deployment.kind == "ray":
-        pytest.skip("the Ray backend takes group options only at creation (see the test above)")
     remote_p, local_p = problem()
 
     def groups(ps: list[torch.Tensor]) -> list[dict]:
@@ -124,8 +118,6 @@ def test_state_dict_carries_the_group_options(deployment, name):
 
 
 def test_bad_group_options_leave_the_session_unchanged(deployment, client, name):
-    if deployment.kind == "ray":
-        pytest.skip("the Ray backend refuses group options (see above)")
     p = torch.nn.Parameter(torch.zeros(3))
     opt = RemoteOptimizer([p], tz.m.LR(0.1), address=deployment.address, session=name)
     g = torch.ones(3)

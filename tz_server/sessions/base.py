@@ -10,6 +10,7 @@ import torch
 
 import torchzero as tz
 from torchzero.core.spec import decode as decode_value
+from torchzero.core.spec import encode
 
 from ..errors import InvalidArgument
 from ..persistence import Store
@@ -31,6 +32,12 @@ def decode_options(raw: dict[str, Any], where: str) -> dict[str, Any]:
     if "params" in options:
         raise InvalidArgument(f"{where}: 'params' is not an option")
     return options
+
+
+def describe_groups(indices: list[list[int]], options: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Parameter groups as :class:`~tz_server.sessions.config.SessionConfig` keeps them (options as
+    spec values), e.g. for ``SessionInfo``."""
+    return [{"params": idx, "options": {k: encode(v, k) for k, v in opts.items()}} for idx, opts in zip(indices, options)]
 
 
 def build_optimizer(config: SessionConfig, params: list[torch.Tensor]) -> tz.Optimizer:

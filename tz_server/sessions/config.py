@@ -58,3 +58,9 @@ class SessionConfig:
     @classmethod
     def from_state(cls, d: dict[str, Any]) -> "SessionConfig":
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+def group_indices(config: SessionConfig, count: int) -> list[list[int]]:
+    """The parameter indices of each of the session's parameter groups (one group of all
+    ``count`` parameters when it has none)."""
+    return [[int(i) for i in g["params"]] for g in config.groups] if config.groups else [list(range(count))]

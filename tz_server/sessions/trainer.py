@@ -15,13 +15,12 @@ from typing import Any
 import torch
 
 from torchzero.core.evaluation import BatchEvaluator, EvalResult, Point, materialize
-from torchzero.core.spec import encode
 
 from ..errors import FailedPrecondition, InvalidArgument, SessionClosed, Unavailable
 from ..persistence import Store
 from ..validation import check_finite
-from .base import Session
-from .config import SessionConfig
+from .base import Session, describe_groups
+from .config import SessionConfig, group_indices
 from .pieces import PieceStepper, why_not_pipelined
 from .rounds import PushRound, StepOutcome, check_open, check_step
 
@@ -117,8 +116,7 @@ class TrainSession(Session):
     # -- parameter-group options set by the client (e.g. an LR scheduler) ---------------------------
     def group_indices(self) -> list[list[int]]:
         """The parameter indices of each parameter group."""
-        index = {id(p): i for i, p in enumerate(self.params)}
-        return [[index[id(p)] for p in g["params"]] for g in self.opt.param_groups]
+        return group_indices(self.config, len(self.params))
 
     def set_frozen(self, frozen: Sequence[int]) -> list[int]:
         """Marks the parameters ``frozen`` (the client's ``requires_grad=False`` ones) so that the
@@ -135,8 +133,7 @@ class TrainSession(Session):
     def current_groups(self) -> list[dict[str, Any]]:
         """The parameter groups with their explicit options now, as spec values (for SessionInfo)."""
         with self.cond:
-            return [{"params": idx, "options": {k: encode(v, k) for k, v in g.options().items()}}
-                    for idx, g in zip(self.group_indices(), self.opt.param_groups)]
+            return describe_groups(self.group_indices(), [g.options() for g in self.opt.param_groups])
 
     def set_group_options(self, options: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Replaces the explicit options of every parameter group (between steps); returns the

@@ -147,7 +147,8 @@ class RayBackend(Backend):
                 raise InvalidArgument("a session saved by the local backend restores unsharded")
             init = {"format": FORMAT, "plans": None, "step": state["optimizer"].get("current_step", 0),
                     "shards": [{"params": params, "optimizer": state["optimizer"], "rng": state.get("rng")}],
-                    "evaluations": state.get("evaluations", 0)}
+                    "evaluations": state.get("evaluations", 0),
+                    "options": [{k: v for k, v in g.items() if k != "params"} for g in state["optimizer"]["param_groups"]]}
             from .sharding import plan_shards
             init["plans"] = [p.to_state() for p in plan_shards([(tuple(p.shape), p.dtype) for p in params], config.groups, 1)]
             return RaySession(self, config, params, state=init)

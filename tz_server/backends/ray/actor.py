@@ -2,14 +2,17 @@
 
 A shard is stepped by its coordinator (:class:`~tz_server.backends.ray.session.RaySession`):
 
-* ``push(step, grads)``: the gradients of its tensors for step ``step``; exactly once (a retried
+* ``push(step, grads, settings)``: the gradients of its tensors for step ``step``; exactly once (a retried
   step returns the parameters without stepping again); a shard that is not at ``step`` (Ray
   restarted it and it lost its state) raises :class:`StaleShard`, and the coordinator restores it;
-* ``closure_begin`` / ``closure_answer`` / ``closure_abort`` (unsharded sessions only): a step
+* ``closure_begin(step, settings)`` / ``closure_answer`` / ``closure_abort`` (unsharded sessions only): a step
   whose modules evaluate the objective anywhere. The step runs on a thread of the actor; every
   evaluation it needs comes back to the coordinator as a request, which forwards it to the
   client and answers with the result;
 * ``state`` / ``restore`` / ``replay``: checkpoints, and the steps taken since the last one.
+
+``settings`` (:func:`~tz_server.backends.ray.sharding.shard_settings`: the options of each of the
+shard's groups, its frozen positions) are applied before the step; the log keeps them with it.
 """
 from __future__ import annotations
 
@@ -64,10 +67,12 @@ class ShardActor:
         self.config.device = str(self.device)
         self.config.groups = self.plan.groups
         self._closure: dict[str, Any] | None = None
+        self._settings: tuple | None = None  # the last settings applied (None: apply the next ones)
         self._load(init)
 
     # -- state ------------------------------------------------------------------------------------
     def _load(self, st: dict[str, Any]) -> None:
+        self._settings = None
         self.params = [t.detach().to(self.device).clone().requires_grad_(True) for t in st["params"]]
         self.real = len(self.plan.indices)
         self.opt = build_optimizer(self.config, self.params)
@@ -98,12 +103,25 @@ class ShardActor:
         return [p.detach().cpu() for p in self.params[:self.real]]
 
     # -- gradient steps --------------------------------------------------------------------------------
-    def push(self, step: int, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+    def _settle(self, settings: tuple | None) -> None:
+        """Applies the groups' options and the frozen positions of a step (when they changed)."""
+        if settings is None or settings == self._settings:
+            return
+        options, frozen = settings
+        for g, opts in zip(self.opt.param_groups, options):
+            g.set_options(opts)
+        skip = set(frozen)
+        for j, p in enumerate(self.params):
+            p.requires_grad_(j not in skip)
+        self._settings = settings
+
+    def push(self, step: int, grads: list[torch.Tensor], settings: tuple | None = None) -> list[torch.Tensor]:
         at = self.opt.current_step
         if at == step + 1:
             return self._out()
         if at != step:
             raise StaleShard(at, step)
+        self._settle(settings)
         self._apply(grads)
         return self._out()
 
@@ -121,6 +139,7 @@ class ShardActor:
 
     def _replay(self, entry: tuple) -> None:
         kind = entry[0]
+        self._settle(entry[2])
         if kind == "push":
             self._apply(entry[1])
         elif kind == "closure":
@@ -130,10 +149,9 @@ class ShardActor:
                 loss, grads = answers.pop(0)
                 return loss, None if grads is None else [g.to(self.device) for g in grads]
 
-            remote = RemoteClosure(fn, self.params, self.rng)
             try:
                 with self.rng.owned():
-                    self.opt.step(remote)
+                    self.opt.step(self._remote_closure(fn))
             finally:
                 for p in self.params:
                     p.grad = None
@@ -141,7 +159,10 @@ class ShardActor:
             raise ValueError(f"unknown log entry {kind!r}")
 
     # -- closure steps (one shard) ---------------------------------------------------------------------
-    def closure_begin(self, step: int) -> tuple:
+    def _remote_closure(self, fn: Any) -> RemoteClosure:
+        return RemoteClosure(fn, self.params, self.rng, [j for j, p in enumerate(self.params) if p.requires_grad])
+
+    def closure_begin(self, step: int, settings: tuple | None = None) -> tuple:
         """Starts a step whose evaluations come back as ``("eval", point or None, backward)``
         messages; the step ends with ``("done", step, loss, params)`` or ``("error", exception)``."""
         at = self.opt.current_step
@@ -151,6 +172,7 @@ class ShardActor:
             raise StaleShard(at, step)
         if self._closure is not None:
             self.closure_abort()
+        self._settle(settings)
         outbox: queue.Queue = queue.Queue()
         inbox: queue.Queue = queue.Queue()
         saved = (copy.deepcopy(self.opt.state_dict()), [p.detach().clone() for p in self.params], self.rng.state())
@@ -164,10 +186,9 @@ class ShardActor:
             return loss, None if grads is None else [g.to(self.device) for g in grads]
 
         def run() -> None:
-            remote = RemoteClosure(fn, self.params, self.rng)
             try:
                 with self.rng.owned():
-                    loss = self.opt.step(remote)
+                    loss = self.opt.step(self._remote_closure(fn))
                 loss = loss.detach().cpu() if isinstance(loss, torch.Tensor) else loss
                 outbox.put(("done", self.opt.current_step, loss, self._out()))
             except BaseException as e:  # rolled back below, reported to the coordinator
@@ -211,6 +232,7 @@ class ShardActor:
                 p.copy_(s)
         self.opt.load_state_dict(sd)
         self.rng = RngOwner(self.device, self.config.seed, rng)
+        self._settings = None  # (the options are the saved ones again)
 
 
 def _cpu(v: Any) -> Any:

@@ -25,11 +25,12 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from ...errors import FailedPrecondition, InvalidArgument, Unavailable
 from ...persistence import Store
-from ...sessions.config import OPTIMIZER, SessionConfig
+from ...sessions.base import build_optimizer, decode_options, describe_groups
+from ...sessions.config import OPTIMIZER, SessionConfig, group_indices
 from ...sessions.rounds import PushRound, StepOutcome, check_open, check_step
 from ...validation import check_floating_point
 from .actor import ShardActor, StaleShard
-from .sharding import ShardPlan, plan_shards
+from .sharding import ShardPlan, check_shardable, group_of, plan_shards, shard_settings
 
 if TYPE_CHECKING:
     from . import RayBackend
@@ -82,10 +83,16 @@ class RaySession:
             self._checkpoint: list[dict[str, Any]] = list(state["shards"])
             self._step = int(state["step"])
             self.evaluations = int(state.get("evaluations", 0))
+            self._options = [dict(o) for o in state.get("options") or self._initial_options()]
         else:
+            self._options = self._initial_options()
             self.plans = plan_shards(self.layout, config.groups, shards)
             self._step = 0
             self._checkpoint = [self._initial(plan) for plan in self.plans]
+        self._group_of = group_of(config.groups, len(self.layout))
+        self._frozen: list[int] = []  # parameters the client has with requires_grad=False
+        self._settings: list[tuple] | None = None  # each shard's view of the two (None: recompute)
+        self._modules: list[Any] | None = None  # the chain's modules, for the sharding checks
         self._log: list[list[tuple]] = [[] for _ in self.plans]
         self._saved_step = self._step
         self.handles = [self._spawn(k) for k in range(len(self.plans))]
@@ -161,6 +168,49 @@ class RaySession:
             except Exception:  # already gone
                 pass
 
+    # -- parameter-group options and frozen parameters set by the client -----------------------------
+    def _initial_options(self) -> list[dict[str, Any]]:
+        groups = self.config.groups
+        return [decode_options(g.get("options", {}), f"groups[{gi}]") for gi, g in enumerate(groups)] if groups else [{}]
+
+    def group_indices(self) -> list[list[int]]:
+        return group_indices(self.config, len(self.layout))
+
+    def current_groups(self) -> list[dict[str, Any]]:
+        with self.cond:
+            return describe_groups(self.group_indices(), self._options)
+
+    def set_group_options(self, options: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Replaces every group's explicit options from the next step on (each shard gets its
+        groups' with its step); returns the previous ones. A sharded session first checks that the
+        chain can still be split with them."""
+        with self.cond:
+            if self.shards > 1:
+                if self._modules is None:
+                    probe = [torch.zeros(1, requires_grad=True) for _ in self.layout]
+                    self._modules = build_optimizer(self.config, probe).unrolled_modules
+                check_shardable(self._modules, [{"params": idx, "options": o}
+                                                for idx, o in zip(self.group_indices(), options)])
+            previous, self._options = self._options, [dict(o) for o in options]
+            self._settings = None
+            return previous
+
+    def set_frozen(self, frozen: list[int]) -> list[int]:
+        """Marks the parameters ``frozen`` (skipped by the optimizer from the next step on) and every
+        other one trainable; returns the previous frozen ones."""
+        with self.cond:
+            previous = self._frozen
+            if list(frozen) != previous:
+                self._frozen = list(frozen)
+                self._settings = None
+            return previous
+
+    def _shard_settings(self) -> list[tuple]:
+        if self._settings is None:
+            self._settings = [shard_settings(plan, self.layout, self._group_of, self._options, self._frozen)
+                              for plan in self.plans]
+        return self._settings
+
     # -- basics ---------------------------------------------------------------------------------------
     @property
     def kind(self) -> str:
@@ -186,7 +236,7 @@ class RaySession:
     def checkpoint_state(self) -> dict[str, Any]:
         return {"format": FORMAT, "config": self.config.to_state(), "params": list(self.params),
                 "plans": [p.to_state() for p in self.plans], "shards": self._checkpoint, "step": self._step,
-                "evaluations": self.evaluations}
+                "evaluations": self.evaluations, "options": self._options}
 
     def save(self, force: bool = False) -> None:
         """Takes a checkpoint of every shard when due (and writes it to the state directory)."""
@@ -235,11 +285,11 @@ class RaySession:
 
     def _step_shards(self, grads: list[torch.Tensor]) -> None:
         parts = [[grads[i] for i in plan.indices] for plan in self.plans]
-        step = self._step
-        outs = self._call("push", lambda k: (step, parts[k]))
+        step, settings = self._step, self._shard_settings()
+        outs = self._call("push", lambda k: (step, parts[k], settings[k]))
         self._took_step(outs)
         for k in range(self.shards):
-            self._log[k].append(("push", parts[k]))
+            self._log[k].append(("push", parts[k], settings[k]))
 
     def _took_step(self, outs: list[list[torch.Tensor]]) -> None:
         for plan, out in zip(self.plans, outs):
@@ -274,8 +324,9 @@ class RaySession:
     def _closure_on_shard(self, step: int, evaluate: Any) -> Any:
         h = self.handles[0]
         answers: list[tuple[Any, Any]] = []
+        settings = self._shard_settings()[0]
         try:
-            msg = ray.get(h.closure_begin.remote(step))
+            msg = ray.get(h.closure_begin.remote(step, settings))
         except (RayActorError, RayTaskError) as e:
             if isinstance(e, RayTaskError) and not _is_stale(e):
                 raise
@@ -304,7 +355,7 @@ class RaySession:
         if at != step + 1:  # the step had already been taken (a retry after a lost reply)
             return self._last_loss
         self._took_step([params])
-        self._log[0].append(("closure", answers))
+        self._log[0].append(("closure", answers, settings))
         self.evaluations += len(answers)
         return loss
 

@@ -14,9 +14,19 @@ same for every parameter runs as one scalar kernel instead of a per-tensor list,
 fused kernel only when every setting, dtype and device agree. Those paths agree only to float
 rounding, so a shard holding the tensors of one group only would not compute the bits the
 unsharded optimizer computes. Each shard therefore also holds one single-element *stand-in*
-parameter (zero, with zero gradients) for every (group, dtype) pair of the session it has no
-tensor of: every shard then sees the same set of settings and dtypes as the whole session and
-takes the same paths. Stand-ins never leave the shard.
+parameter (zero, with zero gradients) for every (group, dtype) pair of the session: every shard
+then sees the same set of settings and dtypes as the whole session and takes the same paths.
+Stand-ins never leave the shard.
+
+Settings between steps
+----------------------
+The client may change a group's options (an LR scheduler) or freeze parameters
+(``requires_grad=False``) between steps. Every shard step carries the shard's view of them
+(:func:`shard_settings`): the options of each of its groups, and its frozen positions. A stand-in
+is frozen exactly when no tensor of its (group, dtype) pair is trainable anywhere, so the pairs a
+shard steps are those the unsharded optimizer steps, however the frozen tensors are spread.
+(Plans made before every pair had a stand-in keep working, but are exact under freezing only
+while no shard has all the tensors of a pair that is trainable elsewhere frozen.)
 
 Which chains are split
 ----------------------
@@ -127,25 +137,52 @@ def plan_shards(layout: Layout, groups: list[dict[str, Any]], n: int) -> list[Sh
         k = min(range(n), key=lambda k: (loads[k], k))
         members[k].append(i)
         loads[k] += numel[i]
-    group_of = [0] * count
-    for gi, g in enumerate(groups):
-        for i in g["params"]:
-            group_of[int(i)] = gi
-    pairs = sorted({(group_of[i], layout[i][1]) for i in range(count)}, key=lambda p: (p[0], str(p[1])))
+    gid = group_of(groups, count)
+    pairs = sorted({(gid[i], layout[i][1]) for i in range(count)}, key=lambda p: (p[0], str(p[1])))
     plans = []
     for idx in members:
         idx = sorted(idx)
-        have = {(group_of[i], layout[i][1]) for i in idx}
-        standins = [p for p in pairs if p not in have] if n > 1 else []
+        standins = list(pairs) if n > 1 else []
         local_groups: list[dict[str, Any]] = []
         if groups:
             for gi, g in enumerate(groups):
-                pos = [j for j, i in enumerate(idx) if group_of[i] == gi]
+                pos = [j for j, i in enumerate(idx) if gid[i] == gi]
                 pos += [len(idx) + j for j, (sg, _) in enumerate(standins) if sg == gi]
                 if pos:
                     local_groups.append({"params": pos, "options": dict(g.get("options", {}))})
         plans.append(ShardPlan(idx, standins, local_groups))
     return plans
+
+
+def group_of(groups: list[dict[str, Any]], count: int) -> list[int]:
+    """The group index of each of ``count`` tensors (all 0 without groups)."""
+    out = [0] * count
+    for gi, g in enumerate(groups):
+        for i in g["params"]:
+            out[int(i)] = gi
+    return out
+
+
+def shard_settings(plan: ShardPlan, layout: Layout, groups: list[int], options: list[dict[str, Any]],
+                   frozen: Sequence[int]) -> tuple[list[dict[str, Any]], list[int]]:
+    """What shard ``plan`` applies before a step: the options of each of its groups, and the local
+    positions of its frozen tensors and stand-ins.
+
+    Args:
+        plan: the shard.
+        layout: every tensor's (shape, dtype).
+        groups: every tensor's group index (:func:`group_of`).
+        options: every group's explicit options.
+        frozen: the frozen tensors (global indices).
+    """
+    skip = set(frozen)
+    trainable = {(groups[i], layout[i][1]) for i in range(len(layout)) if i not in skip}
+    real = len(plan.indices)
+    group_at = [groups[i] for i in plan.indices] + [g for g, _ in plan.standins]
+    local_options = [dict(options[group_at[g["params"][0]]]) for g in plan.groups] if plan.groups else [dict(options[0])]
+    local_frozen = [j for j, i in enumerate(plan.indices) if i in skip]
+    local_frozen += [real + j for j, pair in enumerate(plan.standins) if pair not in trainable]
+    return local_options, local_frozen
 
 
 def _numel(shape: Sequence[int]) -> int:
