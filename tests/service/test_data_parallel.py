@@ -39,6 +39,22 @@ def _push_all(opts, params, grads) -> list:
     return errors
 
 
+def test_abort_message_of_a_session_with_very_many_workers(deployment, name):
+    """The sync-timeout message lists a few missing ranks and counts the rest (it does not walk or
+    print two billion ranks)."""
+    p = torch.nn.Parameter(torch.zeros(2))
+    opt = RemoteOptimizer([p], tz.m.LR(0.1), address=deployment.address, session=name, workers=2**31 - 1,
+                          rank=5, sync_timeout=0.5)
+    p.grad = torch.ones(2)
+    t0 = time.monotonic()
+    with pytest.raises(Aborted) as e:
+        opt.step()
+    assert time.monotonic() - t0 < 30
+    assert "rank(s) [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, ...] (2147483646 in all)" in e.value.details
+    assert "received from rank(s) [5])" in e.value.details and len(e.value.details) < 500
+    assert opt.delete_session()
+
+
 def test_missing_worker_aborts_the_step(deployment, name):
     """Ranks 0 and 1 push, rank 2 never does: both get ABORTED naming rank 2, nothing is applied,
     and the retried step (with all three) equals the local average of the retried gradients."""

@@ -7,10 +7,11 @@ waiting worker gets ABORTED naming them.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -107,9 +108,10 @@ class PushRound:
     def _abandon(self, cond: threading.Condition, step: int) -> str:
         """Drops the pushes of an incomplete step; returns the error message."""
         have = sorted(self.pushed)
-        missing = [r for r in range(self.workers) if r not in self.pushed]
-        why = (f"session {self.name}, step {step}: no gradients from rank(s) {missing} within {self.sync_timeout:g} s "
-               f"(sync timeout; received from rank(s) {have}); the step was not applied: retry it once every worker is back")
+        missing = (r for r in range(self.workers) if r not in self.pushed)  # (workers may be huge: listed lazily)
+        why = (f"session {self.name}, step {step}: no gradients from rank(s) "
+               f"{_some(missing, self.workers - len(have))} within {self.sync_timeout:g} s (sync timeout; received "
+               f"from rank(s) {_some(iter(have), len(have))}); the step was not applied: retry it once every worker is back")
         log.warning("%s", why)
         self.pushed.clear()
         self.losses.clear()
@@ -117,3 +119,9 @@ class PushRound:
         self.abort_reason = why
         cond.notify_all()
         return why
+
+
+def _some(ranks: Iterator[int], count: int, shown: int = 16) -> str:
+    """``[0, 1, 2]``, or the first ``shown`` of ``count`` ranks and how many there are."""
+    first = list(itertools.islice(ranks, shown))
+    return str(first) if count <= shown else f"{str(first)[:-1]}, ...] ({count} in all)"
