@@ -212,6 +212,28 @@ def test_sharded_session_survives_a_server_restart(ray_session, tmp_path):
         assert remote.delete_session()
 
 
+def test_session_saved_by_the_local_backend_continues_on_ray(ray_session, tmp_path):
+    """A local checkpoint restores unsharded on the Ray backend, with the options changed before it."""
+    X, y = data()
+    remote_model, local_model = make_model(), make_model()
+    local = tz.Optimizer(groups(local_model), tz.m.Adam(), tz.m.LR(0.01))
+    with tz_server.serve(state_dir=str(tmp_path)) as srv:
+        remote = RemoteOptimizer(groups(remote_model), tz.m.Adam(), tz.m.LR(0.01), address=srv.address, session="moved")
+        for o in (remote, local):
+            o.param_groups[1]["lr"] = 0.003
+        push_steps([(remote_model, remote), (local_model, local)], X, y, 2)
+        remote.close()
+    with tz_server.serve(backend="ray", state_dir=str(tmp_path)) as srv:
+        s = srv.backend.get("moved")
+        assert s.step == 2 and s.shards == 1
+        assert [g["options"] for g in s.current_groups()] == [{"lr": 0.05}, {"lr": 0.003}]
+        remote = RemoteOptimizer(groups(remote_model), tz.m.Adam(), tz.m.LR(0.01), address=srv.address, session="moved")
+        remote.param_groups[1]["lr"] = 0.003
+        push_steps([(remote_model, remote), (local_model, local)], X, y, 2)
+        assert_same(list(remote_model.parameters()), list(local_model.parameters()))
+        assert remote.delete_session()
+
+
 def test_local_backend_refuses_ray_only_options():
     with tz_server.serve() as srv:
         with pytest.raises(tz_client.InvalidArgument, match="--backend ray"):
