@@ -163,7 +163,7 @@ def group_of(groups: list[dict[str, Any]], count: int) -> list[int]:
     return out
 
 
-def shard_settings(plan: ShardPlan, layout: Layout, groups: list[int], options: list[dict[str, Any]],
+def shard_settings(plan: ShardPlan, layout: Layout, group_ids: list[int], options: list[dict[str, Any]],
                    frozen: Sequence[int]) -> tuple[list[dict[str, Any]], list[int]]:
     """What shard ``plan`` applies before a step: the options of each of its groups, and the local
     positions of its frozen tensors and stand-ins.
@@ -171,14 +171,14 @@ def shard_settings(plan: ShardPlan, layout: Layout, groups: list[int], options: 
     Args:
         plan: the shard.
         layout: every tensor's (shape, dtype).
-        groups: every tensor's group index (:func:`group_of`).
+        group_ids: every tensor's group index (:func:`group_of`).
         options: every group's explicit options.
         frozen: the frozen tensors (global indices).
     """
     skip = set(frozen)
-    trainable = {(groups[i], layout[i][1]) for i in range(len(layout)) if i not in skip}
+    trainable = {(group_ids[i], layout[i][1]) for i in range(len(layout)) if i not in skip}
     real = len(plan.indices)
-    group_at = [groups[i] for i in plan.indices] + [g for g, _ in plan.standins]
+    group_at = [group_ids[i] for i in plan.indices] + [g for g, _ in plan.standins]
     local_options = [dict(options[group_at[g["params"][0]]]) for g in plan.groups] if plan.groups else [dict(options[0])]
     local_frozen = [j for j, i in enumerate(plan.indices) if i in skip]
     local_frozen += [real + j for j, pair in enumerate(plan.standins) if pair not in trainable]
