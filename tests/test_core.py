@@ -271,6 +271,21 @@ def test_from_spec_refuses_strings_for_numbers() -> None:
     assert type(tz.from_spec({"module": "ProjectedGradientMethod", "kwargs": {"init_scale": "auto"}})).__name__ == \
         "ProjectedGradientMethod"
     assert tz.from_spec({"module": "Adam", "kwargs": {"beta1": 0.8}}).defaults["beta1"] == 0.8
+    with pytest.raises(tz.SpecError, match=r"LR\.lr: expected a number, got a list"):
+        tz.from_spec({"module": "LR", "kwargs": {"lr": [0.1]}})
+    with pytest.raises(tz.SpecError, match=r"Adam\.eps: expected a number, got None"):
+        tz.from_spec({"module": "Adam", "kwargs": {"eps": None}})
+
+
+def test_setting_problem_follows_the_constructor_annotation() -> None:
+    from torchzero.core.spec import setting_problem
+    lr, adam = tz.m.LR(0.1), tz.m.Adam()
+    assert setting_problem(lr, "lr", 0.5) is None and setting_problem(lr, "lr", torch.tensor(0.5)) is None
+    assert setting_problem(lr, "lr", "0.5") == "expected a number, got the string '0.5'"
+    assert setting_problem(adam, "beta1", (0.9,)) == "expected a number, got a tuple"
+    assert setting_problem(adam, "not_a_setting", "x") is None  # unknown keys are the caller's business
+    pgm = tz.m.ProjectedGradientMethod()
+    assert setting_problem(pgm, "init_scale", "auto") is None  # the annotation offers a string
 
 
 def test_to_spec_refuses_unregistered_callables_and_classes() -> None:

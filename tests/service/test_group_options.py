@@ -8,7 +8,7 @@ import torch
 
 import torchzero as tz
 import tz_server
-from tz_client import RemoteOptimizer
+from tz_client import InvalidArgument, RemoteOptimizer
 from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
 from tz_client.codec import iter_chunks, layout_of
 
@@ -146,3 +146,31 @@ def test_bad_group_options_leave_the_session_unchanged(deployment, client, name)
     opt.step()  # lr 0.1, not 5.0
     assert torch.equal(p.detach(), torch.full((3,), -0.1))
     opt.close()
+
+
+def test_option_values_a_module_cannot_take_are_refused(deployment, name):
+    """A string, None or a list where the chain needs a number, or a NaN, is refused before the
+    step (it used to fail the session at the step); the session then goes on as a local run."""
+    p = torch.nn.Parameter(torch.zeros(3))
+    local_p = torch.nn.Parameter(torch.zeros(3))
+    opt = RemoteOptimizer([p], tz.m.Adam(), tz.m.LR(0.1), address=deployment.address, session=name)
+    local = tz.Optimizer([local_p], tz.m.Adam(), tz.m.LR(0.1))
+    for bad, match in (("abc", "groups[0].lr: expected a number, got the string 'abc' (LR.lr)"),
+                       (None, "expected a number, got None"), ([1, 2], "expected a number, got a list"),
+                       (float("nan"), "groups[0].lr: nan")):
+        opt.param_groups[0]["lr"] = bad
+        p.grad = torch.ones(3)
+        with pytest.raises(InvalidArgument) as e:
+            opt.step()
+        assert match in str(e.value)
+    opt.param_groups[0]["lr"] = 0.05
+    local.param_groups[0]["lr"] = 0.05
+    for o, q in ((opt, p), (local, local_p)):
+        for _ in range(2):
+            q.grad = torch.ones(3)
+            o.step()
+    assert opt.current_step == 2 and torch.equal(p.detach(), local_p.detach())
+    opt.close()
+    with pytest.raises(InvalidArgument, match="groups\\[0\\].beta1: expected a number"):  # at creation too
+        RemoteOptimizer([{"params": [torch.nn.Parameter(torch.zeros(2))], "beta1": "0.9"}], tz.m.Adam(),
+                        address=deployment.address, session=name + "-created")

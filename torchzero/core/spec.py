@@ -189,20 +189,43 @@ def from_spec(spec: Any) -> Module:
 
 
 def _check_numbers(cls: type[Module], name: str, args: list, kwargs: dict[str, Any]) -> None:
-    """Refuses a string for a constructor parameter annotated as a number only (``float``,
-    ``int``, optionally ``None``), e.g. ``lr: "1e-3"`` read from a YAML file: the module would be
-    built and fail only at its first step."""
+    """Refuses a value that cannot be a number for a constructor parameter annotated as a number
+    only, e.g. ``lr: "1e-3"`` read from a YAML file: the module would be built and fail only at its
+    first step (see :func:`setting_problem`)."""
     try:
         sig = inspect.signature(cls.__init__)
         bound = sig.bind(None, *args, **kwargs).arguments
     except (TypeError, ValueError):
         return  # the constructor reports the mismatch itself
     for key, value in bound.items():
-        if isinstance(value, (str, bytes)):
-            ann = sig.parameters[key].annotation
-            words = set(re.findall(r"[A-Za-z_]+", "" if ann is inspect.Parameter.empty else str(ann)))
-            if words and words <= {"float", "int", "None", "Optional"}:
-                raise SpecError(f"{name}.{key}: expected a number, got the string {value!r:.60}")
+        why = _number_problem(sig.parameters[key].annotation, value)
+        if why:
+            raise SpecError(f"{name}.{key}: {why}")
+
+
+def setting_problem(module: Module, key: str, value: Any) -> str | None:
+    """Why ``value`` cannot be ``module``'s setting ``key`` (e.g. a parameter group's ``lr``), or
+    None. Only what the constructor's annotation rules out for certain is refused: a parameter
+    annotated as a number only (``float``, ``int``, optionally ``None``) takes real numbers and
+    tensors (and ``None`` when annotated so), not strings, sequences or mappings."""
+    try:
+        param = inspect.signature(type(module).__init__).parameters.get(key)
+    except (TypeError, ValueError):
+        return None
+    return None if param is None else _number_problem(param.annotation, value)
+
+
+def _number_problem(annotation: Any, value: Any) -> str | None:
+    words = set(re.findall(r"[A-Za-z_]+", "" if annotation is inspect.Parameter.empty else str(annotation)))
+    if not words or not words <= {"float", "int", "None", "Optional"}:
+        return None
+    if isinstance(value, (str, bytes)):
+        return f"expected a number, got the string {value!r:.60}"
+    if value is None:
+        return None if words & {"None", "Optional"} else "expected a number, got None"
+    if isinstance(value, (list, tuple, dict, set)):
+        return f"expected a number, got a {type(value).__name__}"
+    return None
 
 
 def module_names() -> list[str]:

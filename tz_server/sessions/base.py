@@ -10,7 +10,7 @@ import torch
 
 import torchzero as tz
 from torchzero.core.spec import decode as decode_value
-from torchzero.core.spec import encode
+from torchzero.core.spec import encode, setting_problem
 
 from ..errors import InvalidArgument
 from ..persistence import Store
@@ -40,6 +40,21 @@ def describe_groups(indices: list[list[int]], options: list[dict[str, Any]]) -> 
     return [{"params": idx, "options": {k: encode(v, k) for k, v in opts.items()}} for idx, opts in zip(indices, options)]
 
 
+def check_group_options(modules: list[Any], options: list[dict[str, Any]], allow_nan: bool = False) -> None:
+    """Raises :class:`InvalidArgument` for a group option a module of the chain cannot take (a
+    string or a list where it needs a number, e.g. ``lr="abc"``), refused before the step instead
+    of failing the session at it; and for a NaN unless ``allow_nan`` (the session's
+    ``allow_nonfinite``), which would turn the parameters into NaN."""
+    for gi, opts in enumerate(options):
+        for key, value in opts.items():
+            if not allow_nan and isinstance(value, float) and value != value:
+                raise InvalidArgument(f"groups[{gi}].{key}: nan (this session refuses non-finite values)")
+            for m in modules:
+                why = setting_problem(m, key, value) if key in m.defaults else None
+                if why:
+                    raise InvalidArgument(f"groups[{gi}].{key}: {why} ({type(m).__name__}.{key})")
+
+
 def build_optimizer(config: SessionConfig, params: list[torch.Tensor]) -> tz.Optimizer:
     """Rebuilds the modules from their specs (registry only) and the parameter groups."""
     try:
@@ -65,9 +80,11 @@ def build_optimizer(config: SessionConfig, params: list[torch.Tensor]) -> tz.Opt
         if len(seen) != len(params):
             raise InvalidArgument(f"parameter groups cover {len(seen)} of {len(params)} parameters")
     try:
-        return tz.Optimizer(groups, *modules)
+        opt = tz.Optimizer(groups, *modules)
     except (TypeError, ValueError) as e:
         raise InvalidArgument(f"cannot build the optimizer: {e}") from None
+    check_group_options(opt.unrolled_modules, [g.options() for g in opt.param_groups], config.allow_nonfinite)
+    return opt
 
 
 class Session:

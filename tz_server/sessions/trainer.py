@@ -19,7 +19,7 @@ from torchzero.core.evaluation import BatchEvaluator, EvalResult, Point, materia
 from ..errors import FailedPrecondition, InvalidArgument, SessionClosed, Unavailable
 from ..persistence import Store
 from ..validation import check_finite
-from .base import Session, describe_groups
+from .base import Session, check_group_options, describe_groups
 from .config import SessionConfig, group_indices
 from .pieces import PieceStepper, why_not_pipelined
 from .rounds import PushRound, StepOutcome, check_open, check_step
@@ -139,6 +139,7 @@ class TrainSession(Session):
         """Replaces the explicit options of every parameter group (between steps); returns the
         previous ones. Modules read them live; a pipelined session rebuilds its pieces."""
         with self.cond:
+            check_group_options(self.opt.unrolled_modules, options, self.config.allow_nonfinite)
             previous = [g.options() for g in self.opt.param_groups]
             for g, opts in zip(self.opt.param_groups, options):
                 g.set_options(opts)

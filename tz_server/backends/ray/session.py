@@ -25,7 +25,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from ...errors import FailedPrecondition, InvalidArgument, Unavailable
 from ...persistence import Store
-from ...sessions.base import build_optimizer, decode_options, describe_groups
+from ...sessions.base import build_optimizer, check_group_options, decode_options, describe_groups
 from ...sessions.config import OPTIMIZER, SessionConfig, group_indices
 from ...sessions.rounds import PushRound, StepOutcome, check_open, check_step
 from ...validation import check_floating_point
@@ -182,13 +182,14 @@ class RaySession:
 
     def set_group_options(self, options: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Replaces every group's explicit options from the next step on (each shard gets its
-        groups' with its step); returns the previous ones. A sharded session first checks that the
-        chain can still be split with them."""
+        groups' with its step); returns the previous ones. The values are checked against the
+        chain's modules first, and a sharded session checks that the chain can still be split."""
         with self.cond:
+            if self._modules is None:
+                probe = [torch.zeros(1, requires_grad=True) for _ in self.layout]
+                self._modules = build_optimizer(self.config, probe).unrolled_modules
+            check_group_options(self._modules, options, self.config.allow_nonfinite)
             if self.shards > 1:
-                if self._modules is None:
-                    probe = [torch.zeros(1, requires_grad=True) for _ in self.layout]
-                    self._modules = build_optimizer(self.config, probe).unrolled_modules
                 check_shardable(self._modules, [{"params": idx, "options": o}
                                                 for idx, o in zip(self.group_indices(), options)])
             previous, self._options = self._options, [dict(o) for o in options]
