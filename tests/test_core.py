@@ -166,6 +166,26 @@ def test_gradients_are_not_modified_by_the_step() -> None:
 
 
 # --------------------------------------------------------------------------- closures
+def test_step_with_every_parameter_frozen_changes_nothing_and_counts() -> None:
+    """As torch.optim skips parameters without gradients: no update, no state; the step counts and
+    a closure is evaluated once, without backward, for the loss."""
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = tz.Optimizer([w], tz.m.Adam(), tz.m.LR(0.1))
+    w.requires_grad_(False)
+    calls = []
+
+    def closure(backward=True):
+        calls.append(backward)
+        return (w ** 2).sum()
+    assert opt.step() is None
+    assert float(opt.step(closure)) == 3.0 and calls == [False]
+    assert opt.current_step == 2 and torch.equal(w.detach(), torch.ones(3))
+    w.requires_grad_(True)
+    w.grad = torch.ones(3)
+    opt.step()
+    assert torch.allclose(w.detach(), torch.full((3,), 0.9))  # Adam's first step, from fresh state
+
+
 def test_plain_closure_with_and_without_backward_inside() -> None:
     results = []
     for style in ("protocol", "torch", "no_backward"):

@@ -141,9 +141,9 @@ def test_per_parameter_chains_sharded_match_unsharded_bit_for_bit(chain, n):
 def schedule(k):
     """Step ``k``'s group options and frozen tensors: learning rates that change every step; the
     group-0 tensors of a shard frozen while group 0 trains on another shard (shard 0 then has no
-    trainable tensor, shard 2 only group-1 ones); a whole group frozen."""
+    trainable tensor, shard 2 only group-1 ones); a whole group frozen; everything frozen."""
     options = [{"lr": 0.05 * 0.8 ** k}, {"lr": 0.02} if k >= 3 else {}]
-    frozen = {2: [0], 3: [1, 4], 4: [0, 1, 4], 5: [0, 1, 4], 6: [2]}.get(k, [])
+    frozen = {2: [0], 3: [1, 4], 4: [0, 1, 4], 5: list(range(len(SHAPES))), 6: [2]}.get(k, [])
     return options, frozen
 
 

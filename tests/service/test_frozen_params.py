@@ -20,11 +20,17 @@ def params() -> list[torch.nn.Parameter]:
     return [torch.nn.Parameter(torch.randn(3, 2)), torch.nn.Parameter(torch.randn(2)), torch.nn.Parameter(torch.randn(4))]
 
 
-def train(opt: torch.optim.Optimizer, ps: list[torch.nn.Parameter], closure: bool) -> None:
-    """Six steps: all trainable, then the second parameter frozen, then all again."""
-    for k in range(6):
-        ps[1].requires_grad_(not 2 <= k < 4)
-        training_step(opt, lambda: sum(((p - i) ** 2).sum() for i, p in enumerate(ps) if p.requires_grad), closure)
+def train(opt: torch.optim.Optimizer, ps: list[torch.nn.Parameter], closure: bool) -> list:
+    """Seven steps: all trainable, then the second parameter frozen, then every parameter (a step
+    that changes nothing), then all trainable again; returns the losses."""
+    losses = []
+    for k in range(7):
+        for i, p in enumerate(ps):
+            p.requires_grad_(not (k == 4 or (i == 1 and 2 <= k < 4)))
+        loss = training_step(opt, lambda: sum((((p - i) ** 2).sum() for i, p in enumerate(ps) if p.requires_grad),
+                                                  torch.zeros(())), closure)
+        losses.append(None if loss is None else float(loss))
+    return losses
 
 
 @pytest.mark.parametrize("closure", [False, True])
@@ -32,8 +38,8 @@ def test_frozen_parameters_match_local_run(deployment, name, closure):
     local_p, remote_p = params(), params()
     local = tz.Optimizer(local_p, tz.m.Adam(), tz.m.LR(0.1))
     remote = RemoteOptimizer(remote_p, tz.m.Adam(), tz.m.LR(0.1), address=deployment.address, session=name)
-    train(local, local_p, closure)
-    train(remote, remote_p, closure)
+    assert train(remote, remote_p, closure) == train(local, local_p, closure)
+    assert remote.current_step == local.current_step == 7
     assert_same(remote_p, local_p)
     remote.close()
 

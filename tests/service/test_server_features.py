@@ -137,6 +137,7 @@ def test_a_pinned_server_runs_every_thread_on_its_cpus():
         c = tz_client.Client(proc.address)
         study = c.create_study("pinned", torch.zeros(3), [tz.m.SPSA(), tz.m.LR(0.1)], seed=0)
         study.tell(study.ask(n=2), [1.0, 2.0])  # a step on the study's own thread, after the pin
+        assert len(study.ask(n=2, wait=30)) == 2  # (the next step's trials: that step is done)
         assert study.info().step == 1
         tids = os.listdir(f"/proc/{proc.proc.pid}/task")
         assert len(tids) > 5  # gRPC's threads, the study's, torch's...

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -80,16 +81,18 @@ def assert_same(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> None:
         assert torch.equal(x.detach().cpu(), y.detach().cpu()), f"max diff {(x.detach().cpu() - y.detach().cpu()).abs().max()}"
 
 
-def training_step(opt: torch.optim.Optimizer, loss_fn: Callable[[], torch.Tensor], closure: bool = False) -> None:
-    """One step on ``loss_fn()``: ``backward`` then ``opt.step()``, or ``opt.step(closure)``."""
+def training_step(opt: torch.optim.Optimizer, loss_fn: Callable[[], torch.Tensor], closure: bool = False) -> Any:
+    """One step on ``loss_fn()``: ``backward`` then ``opt.step()``, or ``opt.step(closure)``;
+    returns the loss (``backward`` is skipped when nothing requires a gradient)."""
     def c(backward: bool = True) -> torch.Tensor:
         loss = loss_fn()
         if backward:
             opt.zero_grad()
-            loss.backward()
+            if loss.requires_grad:
+                loss.backward()
         return loss
     if closure:
-        opt.step(c)
-    else:
-        c()
-        opt.step()
+        return opt.step(c)
+    loss = c()
+    opt.step()
+    return loss

@@ -132,6 +132,9 @@ class Optimizer(torch.optim.Optimizer):
             closure = normalize_closure(closure, params)
         if closure is not None:
             closure = CountingClosure(closure, self)
+        if not params:  # every parameter is frozen: nothing to update, as torch.optim skips them all
+            self.current_step += 1  # (the step still counts: step numbers stay those of the training loop)
+            return None if closure is None else closure(False)
         obj = Objective(params, closure, loss, self.model, self.current_step, modular=self, storage=kwargs)
         if closure is None:
             obj.grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
