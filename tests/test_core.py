@@ -277,6 +277,11 @@ def test_from_spec_refuses_unknown_and_bad() -> None:
         tz.from_spec({"module": "LR", "args": [{"__callable__": "builtins.eval"}]})
     with pytest.raises(tz.SpecError):
         tz.from_spec("Adam")
+    # any exception of a constructor on values it cannot take is a spec error
+    with pytest.raises(tz.SpecError, match="Previous: bad arguments: OverflowError"):
+        tz.from_spec({"module": "Previous", "kwargs": {"n": float("inf")}})
+    with pytest.raises(tz.SpecError, match="ScipyMinimizeScalar: bad arguments: AttributeError"):
+        tz.from_spec({"module": "ScipyMinimizeScalar", "kwargs": {"method": -1}})
 
 
 def test_from_spec_refuses_strings_for_numbers() -> None:

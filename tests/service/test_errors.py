@@ -19,6 +19,8 @@ def test_unknown_module_and_bad_arguments(client, name):
         client.create_study("bad name/..", torch.zeros(2), [tz.m.Adam()])
     with pytest.raises(InvalidArgument, match="LR.lr: expected a number, got the string '1e-3'"):
         client.create_study(name, torch.zeros(2), [{"module": "LR", "args": [], "kwargs": {"lr": "1e-3"}}])
+    with pytest.raises(InvalidArgument, match="Previous: bad arguments: OverflowError"):  # (it was INTERNAL)
+        client.create_study(name, torch.zeros(2), [{"module": "Previous", "args": [], "kwargs": {"n": float("inf")}}])
     assert name not in [s.name for s in client.list_sessions()]
 
 

@@ -184,8 +184,8 @@ def from_spec(spec: Any) -> Module:
         return cls(*args, **kwargs)
     except NotImplementedError:
         raise
-    except (TypeError, ValueError) as e:
-        raise SpecError(f"{name}: bad arguments: {e}") from e
+    except Exception as e:  # whatever a constructor raises on values it cannot take (n=inf: OverflowError...)
+        raise SpecError(f"{name}: bad arguments: {type(e).__name__}: {e}") from e
 
 
 def _check_numbers(cls: type[Module], name: str, args: list, kwargs: dict[str, Any]) -> None:
