@@ -73,11 +73,14 @@ def test_sharded_closure_step_of_a_per_parameter_chain(ray_server):
             return loss
         return closure
 
-    for _ in range(3):
+    for k in range(4):
+        for model in (remote_model, local_model):  # step 1: every parameter frozen (backward would raise)
+            model.requires_grad_(k != 1)
         rl = remote.step(closure_for(remote_model, remote))
         ll = local.step(closure_for(local_model, local))
         assert float(rl) == float(ll)
         assert_same(list(remote_model.parameters()), list(local_model.parameters()))
+    assert remote.current_step == local.current_step == 4
     assert remote.delete_session()
 
 

@@ -9,8 +9,7 @@ from typing import Any
 import torch
 
 import torchzero as tz
-from torchzero.core.spec import decode as decode_value
-from torchzero.core.spec import encode, setting_problem
+from torchzero.core.spec import decode as decode_value, encode, setting_problem
 
 from ..errors import InvalidArgument
 from ..persistence import Store

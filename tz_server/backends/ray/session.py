@@ -314,7 +314,9 @@ class RaySession:
             if self.shards == 1:
                 loss = self._closure_on_shard(step, evaluate)
             else:
-                loss, grads = evaluate(None, True)
+                trains = len(self._frozen) < len(self.layout)  # (else the step changes nothing: no gradient,
+                loss, grads = evaluate(None, trains)              # as tz.Optimizer evaluates it then)
+                grads = [torch.zeros(shape, dtype=dt) for shape, dt in self.layout] if grads is None else grads
                 self._step_shards([g.detach().cpu() for g in grads])
                 self.evaluations += 1
             self._last_loss = loss.detach() if isinstance(loss, torch.Tensor) else loss
