@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import struct
 import threading
 import time
@@ -25,6 +26,9 @@ log = logging.getLogger("tz_server.persistence")
 
 CHECKPOINT = "checkpoint.pt"
 JOURNAL = "journal.bin"
+LOCK = "server.lock"
+"""File of the state directory a running server holds locked (``flock``): a second server given the
+same directory refuses to start instead of writing over the first one's checkpoints and journals."""
 SET_ASIDE = "unrestorable"
 """Folder of the state directory where sessions that could not be restored are moved (kept, not
 deleted, and never overwritten by a new session of the same name)."""
@@ -107,14 +111,52 @@ class Journal:
             pos += 4 + n
 
 
+class StateDirInUse(RuntimeError):
+    """Another server holds the state directory."""
+
+
+def lock_state_dir(root: Path) -> Any:
+    """Locks ``root/server.lock`` for this process (the lock goes with the process, however it
+    ends) and writes who holds it; raises :class:`StateDirInUse` naming the holder if it is taken.
+    Returns the open lock file (closing it releases the lock); None where ``fcntl`` is missing."""
+    try:
+        import fcntl
+    except ImportError:  # (not a POSIX system: no lock)
+        return None
+    f = open(root / LOCK, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise StateDirInUse(f"state directory {root} is in use by another server ({holder}); give each server its "
+                            f"own state directory") from None
+    except OSError as e:  # a file system without locks (some network mounts): go on unguarded
+        log.warning("cannot lock state directory %s (%s): make sure no other server uses it", root, e)
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    f.flush()
+    return f
+
+
 class Store:
-    """The state directory: one folder per session."""
+    """The state directory: one folder per session. A store holds the directory's lock until
+    :meth:`close` (see :data:`LOCK`)."""
 
     def __init__(self, root: str | os.PathLike, fsync_journal: bool = False):
         self.root = Path(root)
         self.sessions = self.root / "sessions"
         self.sessions.mkdir(parents=True, exist_ok=True)
+        self._lock_file = lock_state_dir(self.root)
         self.fsync_journal = fsync_journal
+
+    def close(self) -> None:
+        """Releases the state directory (after the sessions wrote their last checkpoints)."""
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
 
     def dir(self, name: str) -> Path:
         d = self.sessions / name

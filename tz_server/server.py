@@ -93,6 +93,16 @@ class Server:
         self.backend = make_backend(o.backend, device=o.device, state_dir=o.state_dir,
                                     checkpoint_every=o.checkpoint_every, checkpoint_interval=o.checkpoint_interval,
                                     ask_timeout=o.ask_timeout, fsync_journal=o.fsync_journal, **extra, **o.ray)
+        try:
+            self._build(o)
+        except BaseException:
+            self.backend.close()  # (releases the state directory)
+            raise
+        self.metrics_port: int | None = None
+        self._stopped = False
+
+    def _build(self, o: ServerOptions) -> None:
+        """The gRPC server around the backend, bound to its port (not started)."""
         self.metrics = Metrics(self.backend.list)
         interceptors = [TokenAuth(o.token)] if o.token else []
         self._grpc = grpc.server(ThreadPoolExecutor(o.max_workers, thread_name_prefix="tz-rpc"),
@@ -114,8 +124,6 @@ class Server:
         if not self.port:
             raise OSError(f"cannot listen on {bind}")
         self.address = f"{_bracket(o.host)}:{self.port}"
-        self.metrics_port: int | None = None
-        self._stopped = False
 
     def start(self) -> "Server":
         self._grpc.start()

@@ -2,6 +2,9 @@
 again; clients retrying their last call continue without losing or repeating a step."""
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 import threading
 
 import pytest
@@ -9,11 +12,13 @@ import torch
 
 import torchzero as tz
 import tz_client
+import tz_server
 from tz_client import RemoteOptimizer
 from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
 from tz_client.codec import iter_chunks, layout_of
 
-from tzsvc_support import ServerProcess, assert_same, free_port
+from tz_server.persistence import StateDirInUse
+from tzsvc_support import ServerProcess, assert_same, free_port, tz_server_command
 
 
 def quad(x: torch.Tensor) -> torch.Tensor:
@@ -139,3 +144,36 @@ def test_call_in_flight_during_a_kill_is_retried(tmp_path):
             assert ps[r].tolist() == [-2.0, -2.0, -2.0] and opts[r].current_step == 1
     finally:
         proc.stop()
+
+
+def test_a_state_directory_serves_one_server_at_a_time(tmp_path):
+    """A second server given a state directory in use refuses to start (naming the holder) instead
+    of writing over the first one's checkpoints; the directory is free again once the first stops,
+    is killed, or fails to start."""
+    state = str(tmp_path / "state")
+    with tz_server.serve(state_dir=state) as srv:
+        p = torch.nn.Parameter(torch.zeros(2))
+        opt = RemoteOptimizer([p], tz.m.LR(0.5), address=srv.address, session="held")
+        p.grad = torch.ones(2)
+        opt.step()
+        with tz_client.Client(srv.address) as c:  # (a study: restored with a thread that keeps its server alive)
+            c.create_study("study-held", torch.zeros(2), [tz.m.SPSA(), tz.m.LR(0.1)])
+        with pytest.raises(StateDirInUse, match=f"in use by another server \\(pid {os.getpid()} on "):
+            tz_server.serve(state_dir=state)
+        second = subprocess.run([*tz_server_command(), "--port", "0", "--state-dir", state], capture_output=True,
+                                text=True, timeout=120)
+        assert second.returncode == 2 and "is in use by another server" in second.stderr
+        opt.close()
+    proc = ServerProcess("--state-dir", state)  # free again after a stop
+    try:
+        with pytest.raises(StateDirInUse, match=f"pid {proc.proc.pid} "):
+            tz_server.serve(state_dir=state)
+    finally:
+        proc.kill()  # the lock goes with the process, however it ends
+    with pytest.raises(RuntimeError, match="bind"):  # a server that cannot start (port taken) releases it
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            tz_server.serve(state_dir=state, port=s.getsockname()[1])
+    with tz_server.serve(state_dir=state) as srv:
+        assert srv.backend.get("held").step == 1  # and nothing was lost

@@ -87,3 +87,5 @@ class LocalBackend(Backend):
     def close(self) -> None:
         for s in self.sessions.drain():
             s.close()
+        if self.store is not None:
+            self.store.close()

@@ -73,6 +73,7 @@ class RayBackend(Backend):
         from .objectives import resolve
         if int(shards) < 1:
             raise ValueError(f"shards must be >= 1, got {shards}")
+        self.store = Store(state_dir, fsync_journal) if state_dir else None  # (its lock first: before Ray starts)
         self._ray = ray
         self._owns_ray = False
         if not ray.is_initialized():
@@ -80,6 +81,8 @@ class RayBackend(Backend):
             try:
                 ray.init(address=address, **kw)
             except Exception as e:
+                if self.store is not None:
+                    self.store.close()
                 raise RayBackendUnavailable(f"cannot connect to Ray at {address or 'a new local instance'}: {e}") from None
             self._owns_ray = True
         self.shards = int(shards)
@@ -90,7 +93,6 @@ class RayBackend(Backend):
         self._functions = {name: resolve(target) for name, target in self.objectives.items()}
         self._evaluators: dict[str, Any] = {}
         self.device = self._device(device)
-        self.store = Store(state_dir, fsync_journal) if state_dir else None
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
         self.ask_timeout = ask_timeout
@@ -191,6 +193,8 @@ class RayBackend(Backend):
             s.close()
         for ev in evaluators:
             ev.close()
+        if self.store is not None:
+            self.store.close()
         if self._owns_ray:
             self._ray.shutdown()
 
