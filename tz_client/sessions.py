@@ -40,6 +40,9 @@ class SessionInfo:
     """The session has its own token (without it, only ``name`` and ``kind`` are filled in)."""
     pipelined: bool = False
     """Gradient pushes are stepped piece by piece as they arrive (``RemoteOptimizer(pipelined=True)``)."""
+    persist_error: str = ""
+    """Why the server's last write of the session's checkpoint or journal failed (a full disk...);
+    the session goes on in memory and the server retries. Empty while writes work."""
 
     @classmethod
     def from_proto(cls, m: pb.SessionInfo) -> "SessionInfo":
@@ -48,7 +51,7 @@ class SessionInfo:
                    dtypes=[d for _, d in layout], step=m.step, evaluations=m.evaluations, device=m.device,
                    workers=m.workers, state=m.state, best_loss=m.best_loss if m.HasField("best_loss") else None,
                    modules=[specs.module_from_proto(x) for x in m.modules], user_attrs=specs.from_map(m.user_attrs),
-                   created=m.created, protected=m.protected, pipelined=m.pipelined)
+                   created=m.created, protected=m.protected, pipelined=m.pipelined, persist_error=m.persist_error)
 
 
 def session_metadata(conn: Connection, session_token: str | None) -> tuple[tuple[str, str], ...]:

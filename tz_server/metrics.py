@@ -22,17 +22,22 @@ class _Sessions(Collector):
         count = GaugeMetricFamily("tz_sessions", "Sessions hosted", labels=["kind"])
         steps = GaugeMetricFamily("tz_steps", "Optimizer steps taken by the hosted sessions", labels=["kind"])
         evals = GaugeMetricFamily("tz_evaluations", "Evaluations received by the hosted sessions", labels=["kind"])
+        failing = GaugeMetricFamily("tz_persist_failing", "Sessions whose last checkpoint or journal write failed",
+                                    labels=["kind"])
+        failures = GaugeMetricFamily("tz_persist_failures", "Failed checkpoint and journal writes of the hosted "
+                                     "sessions", labels=["kind"])
         totals: dict[str, list[int]] = {}
         for s in self.sessions():
-            t = totals.setdefault(s.kind, [0, 0, 0])
+            t = totals.setdefault(s.kind, [0, 0, 0, 0, 0])
             t[0] += 1
             t[1] += s.step
             t[2] += s.evaluations
-        for kind, (n, st, ev) in sorted(totals.items()):
-            count.add_metric([kind], n)
-            steps.add_metric([kind], st)
-            evals.add_metric([kind], ev)
-        return [count, steps, evals]
+            t[3] += bool(s.writes.error)
+            t[4] += s.writes.failures
+        for kind, values in sorted(totals.items()):
+            for family, v in zip((count, steps, evals, failing, failures), values):
+                family.add_metric([kind], v)
+        return [count, steps, evals, failing, failures]
 
 
 class Metrics:

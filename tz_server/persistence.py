@@ -58,6 +58,35 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class WriteGuard:
+    """The writes of one session's checkpoints and journal. A write that fails (a full disk, a lost
+    mount, a directory that went away) is logged and recorded, not raised: the session goes on in
+    memory, the next write is tried at the next occasion, and ``SessionInfo.persist_error`` and the
+    ``tz_persist_failures`` metric tell clients and operators until a write succeeds again."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.error = ""
+        """The last failure ("" while writes work)."""
+        self.failures = 0
+
+    def run(self, what: str, write: Callable[[], None]) -> bool:
+        """``write()``; False (logged, recorded) if it raised."""
+        try:
+            write()
+        except Exception as e:
+            self.failures += 1
+            error = f"cannot write the {what}: {type(e).__name__}: {e}"
+            if error != self.error:  # (once per distinct failure, not at every step)
+                log.error("session %s: %s; it goes on in memory, the write is retried", self.name, error)
+            self.error = error
+            return False
+        if self.error:
+            log.warning("session %s: writing the %s works again", self.name, what)
+            self.error = ""
+        return True
+
+
 class Journal:
     """An append-only file of tells; survives a killed process (written through to the OS)."""
 

@@ -112,7 +112,7 @@ class Servicer:
             groups=[pb.ParamGroup(params=g["params"], options=specs.to_map(g.get("options", {})))
                     for g in (s.current_groups() if hasattr(s, "current_groups") else c.groups)],
             user_attrs=specs.to_map(c.user_attrs), protected=c.token_hash is not None,
-            sync_timeout=c.sync_timeout, pipelined=c.pipelined)
+            sync_timeout=c.sync_timeout, pipelined=c.pipelined, persist_error=s.writes.error)
         if best is not None:
             msg.best_loss = best
         return msg

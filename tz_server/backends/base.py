@@ -16,6 +16,7 @@ import torch
 from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
 
 from ..errors import InvalidArgument
+from ..persistence import WriteGuard
 from ..sessions.config import SessionConfig
 from .registry import SessionRegistry
 
@@ -30,6 +31,7 @@ class SessionHandle(Protocol):
     layout: list[tuple[tuple[int, ...], torch.dtype]]
     params: list[torch.Tensor]
     evaluations: int
+    writes: WriteGuard  # its checkpoint and journal writes (a failure is recorded, not raised)
 
     @property
     def kind(self) -> str: ...

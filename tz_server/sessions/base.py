@@ -12,7 +12,7 @@ import torchzero as tz
 from torchzero.core.spec import decode as decode_value, encode, setting_problem
 
 from ..errors import InvalidArgument
-from ..persistence import Store
+from ..persistence import Store, WriteGuard
 from ..rng import RngOwner
 from ..validation import check_floating_point
 from .config import SessionConfig
@@ -105,6 +105,7 @@ class Session:
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.store = store
+        self.writes = WriteGuard(self.name)
         self.checkpoint_every = max(1, int(checkpoint_every))
         self.checkpoint_interval = checkpoint_interval
         self.evaluations = 0
@@ -159,17 +160,22 @@ class Session:
             "rng": self.rng.state(),
         }
 
-    def save(self, force: bool = False) -> None:
-        """Writes a checkpoint when due (every ``checkpoint_every`` steps / ``checkpoint_interval`` s)."""
+    def save(self, force: bool = False) -> bool:
+        """Writes a checkpoint when due (every ``checkpoint_every`` steps / ``checkpoint_interval`` s);
+        returns whether one was written (a failed write is recorded in ``self.writes`` and retried
+        when the next one is due)."""
         if self.store is None or self.closed:
-            return
+            return False
         due = force or self.step - self._saved_step >= self.checkpoint_every or (
             time.monotonic() - self._last_save >= self.checkpoint_interval and self.step != self._saved_step)
         if not due:
-            return
-        self.store.save(self.name, self.checkpoint_state())
+            return False
+        state, store = self.checkpoint_state(), self.store
+        if not self.writes.run("checkpoint", lambda: store.save(self.name, state)):
+            return False
         self._saved_step = self.step
         self._last_save = time.monotonic()
+        return True
 
     def close(self, delete: bool = False) -> None:
         """Stops the session, waking every waiter; with ``delete`` its files are removed.

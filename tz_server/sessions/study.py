@@ -75,6 +75,7 @@ class StudySession(Session):
             except (InvalidArgument, CodecError) as e:
                 log.warning("%s: dropping journal record %s: %s", self.name, item.id, e)
         self.journal = store.journal(self.name) if store is not None else None
+        self._journal_gap = False  # a tell could not be journalled: checkpoint at the next step
         if state is None:
             with torch.no_grad():
                 self._project()
@@ -152,11 +153,10 @@ class StudySession(Session):
         with self.cond:
             if self.closed:
                 return
-            before = self._saved_step
-            self.save(force)
-            if self._saved_step != before or force:
-                assert self.journal is not None
-                self.journal.rewrite([a.item for a in self.book.early.values()])
+            if self.save(force or self._journal_gap):  # (the journal restarts from the new checkpoint)
+                journal, early = self.journal, [a.item for a in self.book.early.values()]
+                assert journal is not None
+                self._journal_gap = not self.writes.run("tell journal", lambda: journal.rewrite(early))
 
     def checkpoint_state(self) -> dict[str, Any]:
         st = super().checkpoint_state()
@@ -311,7 +311,9 @@ class StudySession(Session):
                 accepted += 1
                 journal.append(ans.item)
             if journal and self.journal is not None:
-                self.journal.append(journal)
+                own = self.journal
+                if not self.writes.run("tell journal", lambda: own.append(journal)):
+                    self._journal_gap = True  # (checkpointed at the next step instead)
             if accepted and self.book.open_count <= 0:
                 self.step_cond.notify()  # the step has every answer it waits for
         return accepted, ignored

@@ -24,7 +24,7 @@ import torch
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from ...errors import FailedPrecondition, InvalidArgument, Unavailable
-from ...persistence import Store
+from ...persistence import Store, WriteGuard
 from ...sessions.base import build_optimizer, check_group_options, decode_options, describe_groups
 from ...sessions.config import OPTIMIZER, SessionConfig, group_indices
 from ...sessions.rounds import PushRound, StepOutcome, check_open, check_step
@@ -70,6 +70,7 @@ class RaySession:
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.store: Store | None = backend.store
+        self.writes = WriteGuard(self.name)
         self.checkpoint_every = max(1, int(backend.checkpoint_every))
         self.evaluations = 0
         self.closed = False
@@ -248,7 +249,8 @@ class RaySession:
             self._log = [[] for _ in self.plans]
             self._saved_step = self._step
         if self.store is not None:
-            self.store.save(self.name, self.checkpoint_state())
+            state, store = self.checkpoint_state(), self.store
+            self.writes.run("checkpoint", lambda: store.save(self.name, state))
 
     # -- steps ----------------------------------------------------------------------------------------
     def _check_step(self, step: int) -> StepOutcome | None:

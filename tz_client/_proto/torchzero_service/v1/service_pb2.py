@@ -26,17 +26,17 @@ from tz_client._proto.torchzero_service.v1 import spec_pb2 as torchzero__service
 from tz_client._proto.torchzero_service.v1 import tensor_pb2 as torchzero__service_dot_v1_dot_tensor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"torchzero_service/v1/service.proto\x12\x14torchzero_service.v1\x1a\x1ftorchzero_service/v1/spec.proto\x1a!torchzero_service/v1/tensor.proto\"\x1a\n\nSessionRef\x12\x0c\n\x04name\x18\x01 \x01(\t\"M\n\nParamGroup\x12\x0e\n\x06params\x18\x01 \x03(\r\x12/\n\x07options\x18\x02 \x01(\x0b\x32\x1e.torchzero_service.v1.ValueMap\"W\n\x05\x42ound\x12\x10\n\x06scalar\x18\x01 \x01(\x01H\x00\x12\x33\n\x07tensors\x18\x02 \x01(\x0b\x32 .torchzero_service.v1.TensorListH\x00\x42\x07\n\x05value\";\n\nTensorList\x12-\n\x07tensors\x18\x01 \x03(\x0b\x32\x1c.torchzero_service.v1.Tensor\"\xa9\x04\n\x0c\x43reateHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x04kind\x18\x02 \x01(\x0e\x32!.torchzero_service.v1.SessionKind\x12\x31\n\x07modules\x18\x03 \x03(\x0b\x32 .torchzero_service.v1.ModuleSpec\x12,\n\x06params\x18\x04 \x01(\x0b\x32\x1c.torchzero_service.v1.Layout\x12\x30\n\x06groups\x18\x05 \x03(\x0b\x32 .torchzero_service.v1.ParamGroup\x12*\n\x05lower\x18\x06 \x01(\x0b\x32\x1b.torchzero_service.v1.Bound\x12*\n\x05upper\x18\x07 \x01(\x0b\x32\x1b.torchzero_service.v1.Bound\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x00\x88\x01\x01\x12\x10\n\x08\x65xist_ok\x18\t \x01(\x08\x12\x0f\n\x07workers\x18\n \x01(\r\x12\x0e\n\x06\x64\x65vice\x18\x0b \x01(\t\x12\x13\n\x0b\x61sk_timeout\x18\x0c \x01(\x01\x12\x17\n\x0f\x61llow_nonfinite\x18\r \x01(\x08\x12\x32\n\nuser_attrs\x18\x0e \x01(\x0b\x32\x1e.torchzero_service.v1.ValueMap\x12\x15\n\rsession_token\x18\x0f \x01(\t\x12\x14\n\x0csync_timeout\x18\x10 \x01(\x01\x12\x11\n\tpipelined\x18\x11 \x01(\x08\x42\x07\n\x05_seed\"]\n\rCreateRequest\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32\".torchzero_service.v1.CreateHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x05\n\x03msg\"\xf2\x03\n\x0bSessionInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x04kind\x18\x02 \x01(\x0e\x32!.torchzero_service.v1.SessionKind\x12,\n\x06params\x18\x03 \x01(\x0b\x32\x1c.torchzero_service.v1.Layout\x12\x31\n\x07modules\x18\x04 \x03(\x0b\x32 .torchzero_service.v1.ModuleSpec\x12\x0c\n\x04step\x18\x05 \x01(\x04\x12\x13\n\x0b\x65valuations\x18\x06 \x01(\x04\x12\x0e\n\x06\x64\x65vice\x18\x07 \x01(\t\x12\x0f\n\x07workers\x18\x08 \x01(\r\x12\x0f\n\x07\x63reated\x18\t \x01(\x08\x12\r\n\x05state\x18\n \x01(\t\x12\x16\n\tbest_loss\x18\x0b \x01(\x01H\x00\x88\x01\x01\x12\x30\n\x06groups\x18\x0c \x03(\x0b\x32 .torchzero_service.v1.ParamGroup\x12\x32\n\nuser_attrs\x18\r \x01(\x0b\x32\x1e.torchzero_service.v1.ValueMap\x12\x17\n\x0f\x61llow_nonfinite\x18\x0e \x01(\x08\x12\x11\n\tprotected\x18\x0f \x01(\x08\x12\x14\n\x0csync_timeout\x18\x10 \x01(\x01\x12\x11\n\tpipelined\x18\x11 \x01(\x08\x42\x0c\n\n_best_loss\"\r\n\x0bListRequest\"@\n\tListReply\x12\x33\n\x08sessions\x18\x01 \x03(\x0b\x32!.torchzero_service.v1.SessionInfo\"\x1e\n\x0b\x44\x65leteReply\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\"h\n\nAskRequest\x12\x0f\n\x07session\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\t\n\x01n\x18\x03 \x01(\r\x12\x0c\n\x04wait\x18\x04 \x01(\x01\x12\x0e\n\x06resume\x18\x05 \x01(\x08\x12\r\n\x05spare\x18\x06 \x01(\r\"U\n\x05Trial\x12\n\n\x02id\x18\x01 \x01(\t\x12,\n\x06params\x18\x02 \x03(\x0b\x32\x1c.torchzero_service.v1.Tensor\x12\x12\n\nneeds_grad\x18\x03 \x01(\x08\"W\n\x08\x41skReply\x12+\n\x06trials\x18\x01 \x03(\x0b\x32\x1b.torchzero_service.v1.Trial\x12\x0c\n\x04step\x18\x02 \x01(\x04\x12\x10\n\x08\x66inished\x18\x03 \x01(\x08\"m\n\x08TellItem\x12\n\n\x02id\x18\x01 \x01(\t\x12(\n\x04loss\x18\x02 \x01(\x0b\x32\x1a.torchzero_service.v1.Loss\x12+\n\x05grads\x18\x03 \x03(\x0b\x32\x1c.torchzero_service.v1.Tensor\"\xa5\x01\n\x0bTellRequest\x12\x0f\n\x07session\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12-\n\x05items\x18\x03 \x03(\x0b\x32\x1e.torchzero_service.v1.TellItem\x12\x32\n\x08then_ask\x18\x04 \x01(\x0b\x32 .torchzero_service.v1.AskRequest\x12\x0f\n\x07release\x18\x05 \x03(\t\"o\n\tTellReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\x12\x0f\n\x07ignored\x18\x02 \x01(\r\x12-\n\x05\x61sked\x18\x03 \x01(\x0b\x32\x1e.torchzero_service.v1.AskReply\x12\x10\n\x08released\x18\x04 \x01(\r\"\x99\x01\n\tBestReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12(\n\x04loss\x18\x02 \x01(\x0b\x32\x1a.torchzero_service.v1.Loss\x12,\n\x06params\x18\x03 \x03(\x0b\x32\x1c.torchzero_service.v1.Tensor\x12\x10\n\x08trial_id\x18\x04 \x01(\t\x12\x13\n\x0b\x65valuations\x18\x05 \x01(\x04\"\xff\x01\n\tStepStart\x12\x0f\n\x07session\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x04\x12\x0c\n\x04rank\x18\x03 \x01(\r\x12,\n\x04mode\x18\x04 \x01(\x0e\x32\x1e.torchzero_service.v1.StepMode\x12+\n\x05grads\x18\x05 \x01(\x0b\x32\x1c.torchzero_service.v1.Layout\x12(\n\x04loss\x18\x06 \x01(\x0b\x32\x1a.torchzero_service.v1.Loss\x12\x30\n\x06groups\x18\x07 \x03(\x0b\x32 .torchzero_service.v1.ParamGroup\x12\x0e\n\x06\x66rozen\x18\x08 \x03(\r\"r\n\nEvalResult\x12\r\n\x05index\x18\x01 \x01(\x04\x12(\n\x04loss\x18\x02 \x01(\x0b\x32\x1a.torchzero_service.v1.Loss\x12+\n\x05grads\x18\x03 \x01(\x0b\x32\x1c.torchzero_service.v1.Layout\"\x8b\x01\n\x0bStepRequest\x12\x30\n\x05start\x18\x01 \x01(\x0b\x32\x1f.torchzero_service.v1.StepStartH\x00\x12\x32\n\x06result\x18\x02 \x01(\x0b\x32 .torchzero_service.v1.EvalResultH\x00\x12\x0f\n\x05\x63hunk\x18\x03 \x01(\x0cH\x00\x42\x05\n\x03msg\"l\n\x08\x45valCall\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x10\n\x08\x62\x61\x63kward\x18\x02 \x01(\x08\x12\x12\n\nat_current\x18\x03 \x01(\x08\x12+\n\x05point\x18\x04 \x01(\x0b\x32\x1c.torchzero_service.v1.Layout\"\x82\x01\n\x08StepDone\x12\x0c\n\x04step\x18\x01 \x01(\x04\x12(\n\x04loss\x18\x02 \x01(\x0b\x32\x1a.torchzero_service.v1.Loss\x12,\n\x06params\x18\x03 \x01(\x0b\x32\x1c.torchzero_service.v1.Layout\x12\x10\n\x08replayed\x18\x04 \x01(\x08\"\x83\x01\n\tStepReply\x12.\n\x04\x63\x61ll\x18\x01 \x01(\x0b\x32\x1e.torchzero_service.v1.EvalCallH\x00\x12.\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1e.torchzero_service.v1.StepDoneH\x00\x12\x0f\n\x05\x63hunk\x18\x03 \x01(\x0cH\x00\x42\x05\n\x03msg*E\n\x0bSessionKind\x12\x1c\n\x18SESSION_KIND_UNSPECIFIED\x10\x00\x12\t\n\x05STUDY\x10\x01\x12\r\n\tOPTIMIZER\x10\x02*<\n\x08StepMode\x12\x19\n\x15STEP_MODE_UNSPECIFIED\x10\x00\x12\x08\n\x04PUSH\x10\x01\x12\x0b\n\x07\x43LOSURE\x10\x02\x32\xb3\x06\n\tTorchZero\x12Y\n\rCreateSession\x12#.torchzero_service.v1.CreateRequest\x1a!.torchzero_service.v1.SessionInfo(\x01\x12Q\n\nGetSession\x12 .torchzero_service.v1.SessionRef\x1a!.torchzero_service.v1.SessionInfo\x12R\n\x0cListSessions\x12!.torchzero_service.v1.ListRequest\x1a\x1f.torchzero_service.v1.ListReply\x12T\n\rDeleteSession\x12 .torchzero_service.v1.SessionRef\x1a!.torchzero_service.v1.DeleteReply\x12G\n\x03\x41sk\x12 .torchzero_service.v1.AskRequest\x1a\x1e.torchzero_service.v1.AskReply\x12J\n\x04Tell\x12!.torchzero_service.v1.TellRequest\x1a\x1f.torchzero_service.v1.TellReply\x12I\n\x04\x42\x65st\x12 .torchzero_service.v1.SessionRef\x1a\x1f.torchzero_service.v1.BestReply\x12Q\n\x07\x41skTell\x12!.torchzero_service.v1.TellRequest\x1a\x1f.torchzero_service.v1.TellReply(\x01\x30\x01\x12N\n\x04Step\x12!.torchzero_service.v1.StepRequest\x1a\x1f.torchzero_service.v1.StepReply(\x01\x30\x01\x12K\n\x04Pull\x12 .torchzero_service.v1.SessionRef\x1a\x1f.torchzero_service.v1.StepReply0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"torchzero_service/v1/service.proto\x12\x14torchzero_service.v1\x1a\x1ftorchzero_service/v1/spec.proto\x1a!torchzero_service/v1/tensor.proto\"\x1a\n\nSessionRef\x12\x0c\n\x04name\x18\x01 \x01(\t\"M\n\nParamGroup\x12\x0e\n\x06params\x18\x01 \x03(\r\x12/\n\x07options\x18\x02 \x01(\x0b\x32\x1e.torchzero_service.v1.ValueMap\"W\n\x05\x42ound\x12\x10\n\x06scalar\x18\x01 \x01(\x01H\x00\x12\x33\n\x07tensors\x18\x02 \x01(\x0b\x32 .torchzero_service.v1.TensorListH\x00\x42\x07\n\x05value\";\n\nTensorList\x12-\n\x07tensors\x18\x01 \x03(\x0b\x32\x1c.torchzero_service.v1.Tensor\"\xa9\x04\n\x0c\x43reateHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x04kind\x18\x02 \x01(\x0e\x32!.torchzero_service.v1.SessionKind\x12\x31\n\x07modules\x18\x03 \x03(\x0b\x32 .torchzero_service.v1.ModuleSpec\x12,\n\x06params\x18\x04 \x01(\x0b\x32\x1c.torchzero_service.v1.Layout\x12\x30\n\x06groups\x18\x05 \x03(\x0b\x32 .torchzero_service.v1.ParamGroup\x12*\n\x05lower\x18\x06 \x01(\x0b\x32\x1b.torchzero_service.v1.Bound\x12*\n\x05upper\x18\x07 \x01(\x0b\x32\x1b.torchzero_service.v1.Bound\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x00\x88\x01\x01\x12\x10\n\x08\x65xist_ok\x18\t \x01(\x08\x12\x0f\n\x07workers\x18\n \x01(\r\x12\x0e\n\x06\x64\x65vice\x18\x0b \x01(\t\x12\x13\n\x0b\x61sk_timeout\x18\x0c \x01(\x01\x12\x17\n\x0f\x61llow_nonfinite\x18\r \x01(\x08\x12\x32\n\nuser_attrs\x18\x0e \x01(\x0b\x32\x1e.torchzero_service.v1.ValueMap\x12\x15\n\rsession_token\x18\x0f \x01(\t\x12\x14\n\x0csync_timeout\x18\x10 \x01(\x01\x12\x11\n\tpipelined\x18\x11 \x01(\x08\x42\x07\n\x05_seed\"]\n\rCreateRequest\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32\".torchzero_service.v1.CreateHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x05\n\x03msg\"\x89\x04\n\x0bSessionInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x04kind\x18\x02 \x01(\x0e\x32!.torchzero_service.v1.SessionKind\x12,\n\x06params\x18\x03 \x01(\x0b\x32\x1c.torchzero_service.v1.Layout\x12\x31\n\x07modules\x18\x04 \x03(\x0b\x32 .torchzero_service.v1.ModuleSpec\x12\x0c\n\x04step\x18\x05 \x01(\x04\x12\x13\n\x0b\x65valuations\x18\x06 \x01(\x04\x12\x0e\n\x06\x64\x65vice\x18\x07 \x01(\t\x12\x0f\n\x07workers\x18\x08 \x01(\r\x12\x0f\n\x07\x63reated\x18\t \x01(\x08\x12\r\n\x05state\x18\n \x01(\t\x12\x16\n\tbest_loss\x18\x0b \x01(\x01H\x00\x88\x01\x01\x12\x30\n\x06groups\x18\x0c \x03(\x0b\x32 .torchzero_service.v1.ParamGroup\x12\x32\n\nuser_attrs\x18\r \x01(\x0b\x32\x1e.torchzero_service.v1.ValueMap\x12\x17\n\x0f\x61llow_nonfinite\x18\x0e \x01(\x08\x12\x11\n\tprotected\x18\x0f \x01(\x08\x12\x14\n\x0csync_timeout\x18\x10 \x01(\x01\x12\x11\n\tpipelined\x18\x11 \x01(\x08\x12\x15\n\rpersist_error\x18\x12 \x01(\tB\x0c\n\n_best_loss\"\r\n\x0bListRequest\"@\n\tListReply\x12\x33\n\x08sessions\x18\x01 \x03(\x0b\x32!.torchzero_service.v1.SessionInfo\"\x1e\n\x0b\x44\x65leteReply\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\"h\n\nAskRequest\x12\x0f\n\x07session\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\t\n\x01n\x18\x03 \x01(\r\x12\x0c\n\x04wait\x18\x04 \x01(\x01\x12\x0e\n\x06resume\x18\x05 \x01(\x08\x12\r\n\x05spare\x18\x06 \x01(\r\"U\n\x05Trial\x12\n\n\x02id\x18\x01 \x01(\t\x12,\n\x06params\x18\x02 \x03(\x0b\x32\x1c.torchzero_service.v1.Tensor\x12\x12\n\nneeds_grad\x18\x03 \x01(\x08\"W\n\x08\x41skReply\x12+\n\x06trials\x18\x01 \x03(\x0b\x32\x1b.torchzero_service.v1.Trial\x12\x0c\n\x04step\x18\x02 \x01(\x04\x12\x10\n\x08\x66inished\x18\x03 \x01(\x08\"m\n\x08TellItem\x12\n\n\x02id\x18\x01 \x01(\t\x12(\n\x04loss\x18\x02 \x01(\x0b\x32\x1a.torchzero_service.v1.Loss\x12+\n\x05grads\x18\x03 \x03(\x0b\x32\x1c.torchzero_service.v1.Tensor\"\xa5\x01\n\x0bTellRequest\x12\x0f\n\x07session\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12-\n\x05items\x18\x03 \x03(\x0b\x32\x1e.torchzero_service.v1.TellItem\x12\x32\n\x08then_ask\x18\x04 \x01(\x0b\x32 .torchzero_service.v1.AskRequest\x12\x0f\n\x07release\x18\x05 \x03(\t\"o\n\tTellReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\x12\x0f\n\x07ignored\x18\x02 \x01(\r\x12-\n\x05\x61sked\x18\x03 \x01(\x0b\x32\x1e.torchzero_service.v1.AskReply\x12\x10\n\x08released\x18\x04 \x01(\r\"\x99\x01\n\tBestReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12(\n\x04loss\x18\x02 \x01(\x0b\x32\x1a.torchzero_service.v1.Loss\x12,\n\x06params\x18\x03 \x03(\x0b\x32\x1c.torchzero_service.v1.Tensor\x12\x10\n\x08trial_id\x18\x04 \x01(\t\x12\x13\n\x0b\x65valuations\x18\x05 \x01(\x04\"\xff\x01\n\tStepStart\x12\x0f\n\x07session\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\x04\x12\x0c\n\x04rank\x18\x03 \x01(\r\x12,\n\x04mode\x18\x04 \x01(\x0e\x32\x1e.torchzero_service.v1.StepMode\x12+\n\x05grads\x18\x05 \x01(\x0b\x32\x1c.torchzero_service.v1.Layout\x12(\n\x04loss\x18\x06 \x01(\x0b\x32\x1a.torchzero_service.v1.Loss\x12\x30\n\x06groups\x18\x07 \x03(\x0b\x32 .torchzero_service.v1.ParamGroup\x12\x0e\n\x06\x66rozen\x18\x08 \x03(\r\"r\n\nEvalResult\x12\r\n\x05index\x18\x01 \x01(\x04\x12(\n\x04loss\x18\x02 \x01(\x0b\x32\x1a.torchzero_service.v1.Loss\x12+\n\x05grads\x18\x03 \x01(\x0b\x32\x1c.torchzero_service.v1.Layout\"\x8b\x01\n\x0bStepRequest\x12\x30\n\x05start\x18\x01 \x01(\x0b\x32\x1f.torchzero_service.v1.StepStartH\x00\x12\x32\n\x06result\x18\x02 \x01(\x0b\x32 .torchzero_service.v1.EvalResultH\x00\x12\x0f\n\x05\x63hunk\x18\x03 \x01(\x0cH\x00\x42\x05\n\x03msg\"l\n\x08\x45valCall\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x10\n\x08\x62\x61\x63kward\x18\x02 \x01(\x08\x12\x12\n\nat_current\x18\x03 \x01(\x08\x12+\n\x05point\x18\x04 \x01(\x0b\x32\x1c.torchzero_service.v1.Layout\"\x82\x01\n\x08StepDone\x12\x0c\n\x04step\x18\x01 \x01(\x04\x12(\n\x04loss\x18\x02 \x01(\x0b\x32\x1a.torchzero_service.v1.Loss\x12,\n\x06params\x18\x03 \x01(\x0b\x32\x1c.torchzero_service.v1.Layout\x12\x10\n\x08replayed\x18\x04 \x01(\x08\"\x83\x01\n\tStepReply\x12.\n\x04\x63\x61ll\x18\x01 \x01(\x0b\x32\x1e.torchzero_service.v1.EvalCallH\x00\x12.\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1e.torchzero_service.v1.StepDoneH\x00\x12\x0f\n\x05\x63hunk\x18\x03 \x01(\x0cH\x00\x42\x05\n\x03msg*E\n\x0bSessionKind\x12\x1c\n\x18SESSION_KIND_UNSPECIFIED\x10\x00\x12\t\n\x05STUDY\x10\x01\x12\r\n\tOPTIMIZER\x10\x02*<\n\x08StepMode\x12\x19\n\x15STEP_MODE_UNSPECIFIED\x10\x00\x12\x08\n\x04PUSH\x10\x01\x12\x0b\n\x07\x43LOSURE\x10\x02\x32\xb3\x06\n\tTorchZero\x12Y\n\rCreateSession\x12#.torchzero_service.v1.CreateRequest\x1a!.torchzero_service.v1.SessionInfo(\x01\x12Q\n\nGetSession\x12 .torchzero_service.v1.SessionRef\x1a!.torchzero_service.v1.SessionInfo\x12R\n\x0cListSessions\x12!.torchzero_service.v1.ListRequest\x1a\x1f.torchzero_service.v1.ListReply\x12T\n\rDeleteSession\x12 .torchzero_service.v1.SessionRef\x1a!.torchzero_service.v1.DeleteReply\x12G\n\x03\x41sk\x12 .torchzero_service.v1.AskRequest\x1a\x1e.torchzero_service.v1.AskReply\x12J\n\x04Tell\x12!.torchzero_service.v1.TellRequest\x1a\x1f.torchzero_service.v1.TellReply\x12I\n\x04\x42\x65st\x12 .torchzero_service.v1.SessionRef\x1a\x1f.torchzero_service.v1.BestReply\x12Q\n\x07\x41skTell\x12!.torchzero_service.v1.TellRequest\x1a\x1f.torchzero_service.v1.TellReply(\x01\x30\x01\x12N\n\x04Step\x12!.torchzero_service.v1.StepRequest\x1a\x1f.torchzero_service.v1.StepReply(\x01\x30\x01\x12K\n\x04Pull\x12 .torchzero_service.v1.SessionRef\x1a\x1f.torchzero_service.v1.StepReply0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'torchzero_service.v1.service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SESSIONKIND']._serialized_start=3373
-  _globals['_SESSIONKIND']._serialized_end=3442
-  _globals['_STEPMODE']._serialized_start=3444
-  _globals['_STEPMODE']._serialized_end=3504
+  _globals['_SESSIONKIND']._serialized_start=3396
+  _globals['_SESSIONKIND']._serialized_end=3465
+  _globals['_STEPMODE']._serialized_start=3467
+  _globals['_STEPMODE']._serialized_end=3527
   _globals['_SESSIONREF']._serialized_start=128
   _globals['_SESSIONREF']._serialized_end=154
   _globals['_PARAMGROUP']._serialized_start=156
@@ -50,39 +50,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEREQUEST']._serialized_start=941
   _globals['_CREATEREQUEST']._serialized_end=1034
   _globals['_SESSIONINFO']._serialized_start=1037
-  _globals['_SESSIONINFO']._serialized_end=1535
-  _globals['_LISTREQUEST']._serialized_start=1537
-  _globals['_LISTREQUEST']._serialized_end=1550
-  _globals['_LISTREPLY']._serialized_start=1552
-  _globals['_LISTREPLY']._serialized_end=1616
-  _globals['_DELETEREPLY']._serialized_start=1618
-  _globals['_DELETEREPLY']._serialized_end=1648
-  _globals['_ASKREQUEST']._serialized_start=1650
-  _globals['_ASKREQUEST']._serialized_end=1754
-  _globals['_TRIAL']._serialized_start=1756
-  _globals['_TRIAL']._serialized_end=1841
-  _globals['_ASKREPLY']._serialized_start=1843
-  _globals['_ASKREPLY']._serialized_end=1930
-  _globals['_TELLITEM']._serialized_start=1932
-  _globals['_TELLITEM']._serialized_end=2041
-  _globals['_TELLREQUEST']._serialized_start=2044
-  _globals['_TELLREQUEST']._serialized_end=2209
-  _globals['_TELLREPLY']._serialized_start=2211
-  _globals['_TELLREPLY']._serialized_end=2322
-  _globals['_BESTREPLY']._serialized_start=2325
-  _globals['_BESTREPLY']._serialized_end=2478
-  _globals['_STEPSTART']._serialized_start=2481
-  _globals['_STEPSTART']._serialized_end=2736
-  _globals['_EVALRESULT']._serialized_start=2738
-  _globals['_EVALRESULT']._serialized_end=2852
-  _globals['_STEPREQUEST']._serialized_start=2855
-  _globals['_STEPREQUEST']._serialized_end=2994
-  _globals['_EVALCALL']._serialized_start=2996
-  _globals['_EVALCALL']._serialized_end=3104
-  _globals['_STEPDONE']._serialized_start=3107
-  _globals['_STEPDONE']._serialized_end=3237
-  _globals['_STEPREPLY']._serialized_start=3240
-  _globals['_STEPREPLY']._serialized_end=3371
-  _globals['_TORCHZERO']._serialized_start=3507
-  _globals['_TORCHZERO']._serialized_end=4326
+  _globals['_SESSIONINFO']._serialized_end=1558
+  _globals['_LISTREQUEST']._serialized_start=1560
+  _globals['_LISTREQUEST']._serialized_end=1573
+  _globals['_LISTREPLY']._serialized_start=1575
+  _globals['_LISTREPLY']._serialized_end=1639
+  _globals['_DELETEREPLY']._serialized_start=1641
+  _globals['_DELETEREPLY']._serialized_end=1671
+  _globals['_ASKREQUEST']._serialized_start=1673
+  _globals['_ASKREQUEST']._serialized_end=1777
+  _globals['_TRIAL']._serialized_start=1779
+  _globals['_TRIAL']._serialized_end=1864
+  _globals['_ASKREPLY']._serialized_start=1866
+  _globals['_ASKREPLY']._serialized_end=1953
+  _globals['_TELLITEM']._serialized_start=1955
+  _globals['_TELLITEM']._serialized_end=2064
+  _globals['_TELLREQUEST']._serialized_start=2067
+  _globals['_TELLREQUEST']._serialized_end=2232
+  _globals['_TELLREPLY']._serialized_start=2234
+  _globals['_TELLREPLY']._serialized_end=2345
+  _globals['_BESTREPLY']._serialized_start=2348
+  _globals['_BESTREPLY']._serialized_end=2501
+  _globals['_STEPSTART']._serialized_start=2504
+  _globals['_STEPSTART']._serialized_end=2759
+  _globals['_EVALRESULT']._serialized_start=2761
+  _globals['_EVALRESULT']._serialized_end=2875
+  _globals['_STEPREQUEST']._serialized_start=2878
+  _globals['_STEPREQUEST']._serialized_end=3017
+  _globals['_EVALCALL']._serialized_start=3019
+  _globals['_EVALCALL']._serialized_end=3127
+  _globals['_STEPDONE']._serialized_start=3130
+  _globals['_STEPDONE']._serialized_end=3260
+  _globals['_STEPREPLY']._serialized_start=3263
+  _globals['_STEPREPLY']._serialized_end=3394
+  _globals['_TORCHZERO']._serialized_start=3530
+  _globals['_TORCHZERO']._serialized_end=4349
 # @@protoc_insertion_point(module_scope)

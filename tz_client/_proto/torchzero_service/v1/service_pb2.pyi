@@ -102,7 +102,7 @@ class CreateRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[CreateHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class SessionInfo(_message.Message):
-    __slots__ = ("name", "kind", "params", "modules", "step", "evaluations", "device", "workers", "created", "state", "best_loss", "groups", "user_attrs", "allow_nonfinite", "protected", "sync_timeout", "pipelined")
+    __slots__ = ("name", "kind", "params", "modules", "step", "evaluations", "device", "workers", "created", "state", "best_loss", "groups", "user_attrs", "allow_nonfinite", "protected", "sync_timeout", "pipelined", "persist_error")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +120,7 @@ class SessionInfo(_message.Message):
     PROTECTED_FIELD_NUMBER: _ClassVar[int]
     SYNC_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     PIPELINED_FIELD_NUMBER: _ClassVar[int]
+    PERSIST_ERROR_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: SessionKind
     params: _tensor_pb2.Layout
@@ -137,7 +138,8 @@ class SessionInfo(_message.Message):
     protected: bool
     sync_timeout: float
     pipelined: bool
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., params: _Optional[_Union[_tensor_pb2.Layout, _Mapping]] = ..., modules: _Optional[_Iterable[_Union[_spec_pb2.ModuleSpec, _Mapping]]] = ..., step: _Optional[int] = ..., evaluations: _Optional[int] = ..., device: _Optional[str] = ..., workers: _Optional[int] = ..., created: _Optional[bool] = ..., state: _Optional[str] = ..., best_loss: _Optional[float] = ..., groups: _Optional[_Iterable[_Union[ParamGroup, _Mapping]]] = ..., user_attrs: _Optional[_Union[_spec_pb2.ValueMap, _Mapping]] = ..., allow_nonfinite: _Optional[bool] = ..., protected: _Optional[bool] = ..., sync_timeout: _Optional[float] = ..., pipelined: _Optional[bool] = ...) -> None: ...
+    persist_error: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., params: _Optional[_Union[_tensor_pb2.Layout, _Mapping]] = ..., modules: _Optional[_Iterable[_Union[_spec_pb2.ModuleSpec, _Mapping]]] = ..., step: _Optional[int] = ..., evaluations: _Optional[int] = ..., device: _Optional[str] = ..., workers: _Optional[int] = ..., created: _Optional[bool] = ..., state: _Optional[str] = ..., best_loss: _Optional[float] = ..., groups: _Optional[_Iterable[_Union[ParamGroup, _Mapping]]] = ..., user_attrs: _Optional[_Union[_spec_pb2.ValueMap, _Mapping]] = ..., allow_nonfinite: _Optional[bool] = ..., protected: _Optional[bool] = ..., sync_timeout: _Optional[float] = ..., pipelined: _Optional[bool] = ..., persist_error: _Optional[str] = ...) -> None: ...
 
 class ListRequest(_message.Message):
     __slots__ = ()
