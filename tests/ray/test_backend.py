@@ -192,45 +192,27 @@ def test_group_option_that_makes_a_sharded_chain_global_is_refused(ray_server):
     assert remote.delete_session()
 
 
-def test_sharded_session_survives_a_server_restart(ray_session, tmp_path):
+@pytest.mark.parametrize("first", ["ray", "local"])
+def test_session_survives_a_restart_onto_the_ray_backend(ray_session, tmp_path, first):
+    """A sharded session restarts with its shards, and a local-backend checkpoint continues unsharded
+    on a Ray server (whatever its default --shards), both with the options changed before the restart."""
     X, y = data()
     remote_model, local_model = make_model(), make_model()
     local = tz.Optimizer(groups(local_model), tz.m.Adam(), tz.m.LR(0.01))
-    with tz_server.serve(backend="ray", state_dir=str(tmp_path), ray={"shards": 2}) as srv:
+    on_ray = {"backend": "ray", "ray": {"shards": 2}}
+    with tz_server.serve(state_dir=str(tmp_path), **(on_ray if first == "ray" else {})) as srv:
         remote = RemoteOptimizer(groups(remote_model), tz.m.Adam(), tz.m.LR(0.01), address=srv.address,
                                  session="restart-me")
         for o in (remote, local):
             o.param_groups[1]["lr"] = 0.003
         push_steps([(remote_model, remote), (local_model, local)], X, y, 3)
         remote.close()
-    with tz_server.serve(backend="ray", state_dir=str(tmp_path), ray={"shards": 2}) as srv:
+    with tz_server.serve(state_dir=str(tmp_path), **on_ray) as srv:
         s = srv.backend.get("restart-me")
-        assert s.step == 3 and s.shards == 2
-        assert s.current_groups()[1]["options"] == {"lr": 0.003}  # the options changed before the restart
+        assert s.step == 3 and s.shards == (2 if first == "ray" else 1)
+        assert [g["options"] for g in s.current_groups()] == [{"lr": 0.05}, {"lr": 0.003}]
         remote = RemoteOptimizer(groups(remote_model), tz.m.Adam(), tz.m.LR(0.01), address=srv.address,
                                  session="restart-me")
-        remote.param_groups[1]["lr"] = 0.003
-        push_steps([(remote_model, remote), (local_model, local)], X, y, 2)
-        assert_same(list(remote_model.parameters()), list(local_model.parameters()))
-        assert remote.delete_session()
-
-
-def test_session_saved_by_the_local_backend_continues_on_ray(ray_session, tmp_path):
-    """A local checkpoint restores unsharded on the Ray backend, with the options changed before it."""
-    X, y = data()
-    remote_model, local_model = make_model(), make_model()
-    local = tz.Optimizer(groups(local_model), tz.m.Adam(), tz.m.LR(0.01))
-    with tz_server.serve(state_dir=str(tmp_path)) as srv:
-        remote = RemoteOptimizer(groups(remote_model), tz.m.Adam(), tz.m.LR(0.01), address=srv.address, session="moved")
-        for o in (remote, local):
-            o.param_groups[1]["lr"] = 0.003
-        push_steps([(remote_model, remote), (local_model, local)], X, y, 2)
-        remote.close()
-    with tz_server.serve(backend="ray", state_dir=str(tmp_path)) as srv:
-        s = srv.backend.get("moved")
-        assert s.step == 2 and s.shards == 1
-        assert [g["options"] for g in s.current_groups()] == [{"lr": 0.05}, {"lr": 0.003}]
-        remote = RemoteOptimizer(groups(remote_model), tz.m.Adam(), tz.m.LR(0.01), address=srv.address, session="moved")
         remote.param_groups[1]["lr"] = 0.003
         push_steps([(remote_model, remote), (local_model, local)], X, y, 2)
         assert_same(list(remote_model.parameters()), list(local_model.parameters()))

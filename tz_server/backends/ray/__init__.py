@@ -140,7 +140,8 @@ class RayBackend(Backend):
             raise InvalidArgument("pipelined sessions need the local backend (Ray sessions step in their actors)")
         if state is not None and state.get("format") == FORMAT:
             return RaySession(self, config, params, state=state)
-        shards = config.user_attrs.get(SHARDS, self.shards)
+        # (a checkpoint of the local backend restores unsharded, whatever this server's default)
+        shards = config.user_attrs.get(SHARDS, self.shards if state is None else 1)
         if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
             raise InvalidArgument(f"shards must be an integer >= 1, got {shards!r}")
         shards = min(shards, len(params))
