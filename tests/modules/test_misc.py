@@ -462,3 +462,19 @@ def test_alternate_and_switch_schedules():
         tz.m.Switch(L(1), L(2), steps=(1, 2))
     with pytest.raises(ValueError):
         tz.m.Alternate(L(1), L(2), steps=[1])
+
+
+def test_print_modules_pickle_after_builtins_print_is_replaced(capsys) -> None:
+    """Ray's tqdm support replaces ``builtins.print`` in the driver; a module with the default
+    ``print_fn`` still pickles and prints through whatever ``print`` is then."""
+    import builtins
+    import pickle
+    original = builtins.print
+    m = tz.m.PrintLoss("loss: ")
+    try:
+        builtins.print = lambda *a, **k: original("patched", *a, **k)
+        again = pickle.loads(pickle.dumps(m))
+        one_step([again, tz.m.LR(0.1)])
+    finally:
+        builtins.print = original
+    assert capsys.readouterr().out.startswith("patched loss: ")

@@ -14,11 +14,14 @@ from ...core.module import Module
 from ...core.objective import Objective
 
 
+_PRINT = print  # (the default ``print_fn``: kept as None, see _Print)
+
+
 def _emit(print_fn: Any, text: str, value: Any) -> None:
     if isinstance(print_fn, logging.Logger):
         print_fn.info("%s%s", text, value)
-    elif print_fn is print:
-        print(f"{text}{value}")  # looks sys.stdout up at call time, so redirect_stdout works
+    elif print_fn is None:
+        print(f"{text}{value}")  # looks print and sys.stdout up at call time, so redirect_stdout works
     elif callable(print_fn):
         print_fn(f"{text}{value}")
     elif hasattr(print_fn, "write"):
@@ -33,7 +36,9 @@ class _Print(Module):
             raise TypeError(f"print_fn must be a callable, a logging.Logger or a text stream, got {type(print_fn).__name__}")
         super().__init__()
         self.text = text
-        self.print_fn = print_fn
+        # the built-in print is kept as None and looked up when printing: a module holding the
+        # function itself no longer pickles once something (Ray's tqdm support) replaces builtins.print
+        self.print_fn = None if print_fn is _PRINT or print_fn is print else print_fn
 
     def value(self, objective: Objective) -> Any:
         raise NotImplementedError
