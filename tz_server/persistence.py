@@ -82,7 +82,7 @@ class WriteGuard:
             self.error = error
             return False
         if self.error:
-            log.warning("session %s: writing the %s works again", self.name, what)
+            log.warning("session %s: writes work again (the %s was written)", self.name, what)
             self.error = ""
         return True
 
@@ -107,7 +107,10 @@ class Journal:
     def rewrite(self, items: list[pb.TellItem]) -> None:
         """Replaces the journal's content by ``items`` (after a checkpoint)."""
         with self._lock:
-            self._f.close()
+            try:
+                self._f.close()
+            except (OSError, ValueError):  # records it could not flush: the new content replaces them
+                pass
             tmp = self.path.with_name(self.path.name + ".tmp")
             with open(tmp, "wb") as f:
                 for it in items:

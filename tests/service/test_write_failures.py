@@ -87,3 +87,29 @@ def test_failed_writes_leave_sessions_running_and_are_retried(tmp_path, backend)
         step(local, local_p)
         assert torch.equal(p.detach(), local_p.detach())
         again.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_tell_that_cannot_be_journalled_is_checkpointed_at_the_next_step(tmp_path):
+    """The study's tell journal on /dev/full (every write fails with ENOSPC, a full disk): the tells
+    are applied, the failure is counted, and the study checkpoints at the next step and starts a new
+    journal, which then works across a restart."""
+    state = tmp_path / "state"
+    folder = state / "sessions" / "st"
+    folder.mkdir(parents=True)
+    (folder / "journal.bin").symlink_to("/dev/full")
+    with tz_server.serve(state_dir=str(state), metrics_port=0) as srv:
+        c = tz_client.Client(srv.address)
+        study = c.create_study("st", torch.zeros(2), [tz.m.SPSA(), tz.m.LR(0.1)], seed=0)
+        study.tell(study.ask(n=2), [1.0, 2.0])
+        assert metric(srv, "tz_persist_failures", "study") == 1  # the tells' journal record
+        trials = study.ask(n=2, wait=10)  # (handed out after the forced checkpoint of step 1)
+        assert len(trials) == 2 and c.session("st").persist_error == ""
+        assert not (folder / "journal.bin").is_symlink()  # a new journal, on the disk
+        study.tell(trials[:1], [3.0])  # journalled
+        c.close()
+    with tz_server.serve(state_dir=str(state)) as srv:
+        assert srv.backend.get("st").step == 1
+        with tz_client.Client(srv.address, client_id="after-restart") as c:
+            left = c.open_study("st").ask(n=2, wait=5)
+        assert [t.id for t in left] == [trials[1].id]  # the told trial is not asked again
