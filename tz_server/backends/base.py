@@ -16,7 +16,7 @@ import torch
 from tz_client._proto.torchzero_service.v1 import service_pb2 as pb
 
 from ..errors import InvalidArgument
-from ..persistence import WriteGuard
+from ..persistence import Store, WriteGuard
 from ..sessions.config import SessionConfig
 from .registry import SessionRegistry
 
@@ -60,6 +60,34 @@ class Backend(ABC):
 
     name = "abstract"
     sessions: SessionRegistry
+    store: Store | None = None
+
+    @abstractmethod
+    def _make(self, config: SessionConfig, params: list[torch.Tensor], state: dict | None = None,
+              journal: Any = ()) -> SessionHandle:
+        """A session of ``config`` (restored from ``state`` and ``journal`` when given)."""
+
+    def _restored_device(self, config: SessionConfig) -> str:
+        """Where a restored session lives (its saved device, checked against this machine)."""
+        return str(parse_device(config.device))
+
+    def _restore(self) -> None:
+        """Serves every session of the state directory again; the store sets aside those that
+        cannot be rebuilt."""
+        assert self.store is not None
+
+        def build(name: str, state: dict[str, Any], journal: list[Any]) -> None:
+            config = SessionConfig.from_state(state["config"])
+            config.device = self._restored_device(config)
+            session = self._make(config, state["params"], state, journal)
+            self.sessions.add(name, session)
+            log.info("restored session", extra={"session": name, "step": session.step, "replay": len(journal)})
+        self.store.restore(build)
+
+    def _close_store(self) -> None:
+        """Releases the state directory (after the sessions' last checkpoints)."""
+        if self.store is not None:
+            self.store.close()
 
     @abstractmethod
     def create(self, config: SessionConfig, params: list[torch.Tensor], exist_ok: bool = False) -> tuple[SessionHandle, bool]:

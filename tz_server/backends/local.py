@@ -57,17 +57,6 @@ class LocalBackend(Backend):
                                 checkpoint_interval=self.checkpoint_interval, piece_bytes=self.piece_bytes)
         raise InvalidArgument(f"unknown session kind {config.kind!r}")
 
-    def _restore(self) -> None:
-        assert self.store is not None
-
-        def build(name: str, state: dict[str, Any], journal: list[Any]) -> None:
-            config = SessionConfig.from_state(state["config"])
-            config.device = str(parse_device(config.device))
-            session = self._make(config, state["params"], state, journal)
-            self.sessions.add(name, session)
-            log.info("restored session", extra={"session": name, "step": session.step, "replay": len(journal)})
-        self.store.restore(build)
-
     def create(self, config: SessionConfig, params: list[torch.Tensor], exist_ok: bool = False) -> tuple[SessionHandle, bool]:
         config.device = str(parse_device(config.device or self.device))
         # options only the Ray backend implements are refused, not ignored
@@ -87,5 +76,4 @@ class LocalBackend(Backend):
     def close(self) -> None:
         for s in self.sessions.drain():
             s.close()
-        if self.store is not None:
-            self.store.close()
+        self._close_store()

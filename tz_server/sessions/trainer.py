@@ -34,17 +34,17 @@ class RemoteClosure(BatchEvaluator):
     """Evaluations that go back to the client's closure, one point at a time.
 
     The client holds the parameters as they were at the start of the step; a point equal to the
-    last one it was sent (or holds) is not sent again. Points name the ``trainable`` parameters
-    only (those the optimizer steps); the client gets and answers for all of them, the frozen ones
-    at their values.
+    last one it was sent (or holds) is not sent again. Points name the parameters of ``start``
+    with ``requires_grad`` only (those the optimizer steps); the client gets and answers for all of
+    them, the frozen ones at their values.
     """
 
-    def __init__(self, fn: RemoteEval, start: Sequence[torch.Tensor], rng: Any = None,
-                 trainable: list[int] | None = None):
+    def __init__(self, fn: RemoteEval, start: Sequence[torch.Tensor], rng: Any = None):
         self.fn = fn
         self.rng = rng
         self.last: list[torch.Tensor] = [p.detach().clone() for p in start]
-        self.trainable = trainable if trainable is not None and len(trainable) < len(self.last) else None
+        trainable = [i for i, p in enumerate(start) if p.requires_grad]
+        self.trainable = trainable if len(trainable) < len(self.last) else None
         self.calls = 0
 
     def evaluate_batch(self, points: Sequence[Point], backward: bool = False) -> list[EvalResult]:
@@ -124,9 +124,7 @@ class TrainSession(Session):
         with self.cond:
             previous = self._frozen
             if list(frozen) != previous:  # (most steps: no change, nothing to do)
-                skip = set(frozen)
-                for i, p in enumerate(self.params):
-                    p.requires_grad_(i not in skip)
+                freeze(self.params, frozen)
                 self._frozen = list(frozen)
             return previous
 
@@ -235,8 +233,7 @@ class TrainSession(Session):
             done = self._check_step(step)
             if done is not None:
                 return done
-            remote = RemoteClosure(evaluate, self.params, self.rng,
-                                   [i for i, p in enumerate(self.params) if p.requires_grad])
+            remote = RemoteClosure(evaluate, self.params, self.rng)
             if self.stepper is not None:
                 self.stepper.invalidate()
             # a step cut short (bad data from the client, a dropped stream) leaves no trace
@@ -271,6 +268,14 @@ class TrainSession(Session):
                     except Exception as e:
                         log.error("final checkpoint of %s failed: %s", self.name, e)
         super().close(delete)
+
+
+def freeze(params: Sequence[torch.Tensor], frozen: Sequence[int]) -> None:
+    """``requires_grad=False`` for the parameters at the positions ``frozen`` (the optimizer skips
+    them), True for every other one."""
+    skip = set(frozen)
+    for i, p in enumerate(params):
+        p.requires_grad_(i not in skip)
 
 
 def _referenced(modules: Sequence[Any], tensors: Sequence[torch.Tensor]) -> bool:

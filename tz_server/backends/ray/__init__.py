@@ -81,8 +81,7 @@ class RayBackend(Backend):
             try:
                 ray.init(address=address, **kw)
             except Exception as e:
-                if self.store is not None:
-                    self.store.close()
+                self._close_store()
                 raise RayBackendUnavailable(f"cannot connect to Ray at {address or 'a new local instance'}: {e}") from None
             self._owns_ray = True
         self.shards = int(shards)
@@ -162,16 +161,8 @@ class RayBackend(Backend):
             check_shardable(probe.unrolled_modules, config.groups)
         return RaySession(self, config, params, shards=shards)
 
-    def _restore(self) -> None:
-        assert self.store is not None
-
-        def build(name: str, state: dict[str, Any], journal: list[Any]) -> None:
-            config = SessionConfig.from_state(state["config"])
-            config.device = self._device(config.device, config.kind)
-            session = self._make(config, state["params"], state, journal)
-            self.sessions.add(name, session)
-            log.info("restored session", extra={"session": name, "step": session.step})
-        self.store.restore(build)
+    def _restored_device(self, config: SessionConfig) -> str:
+        return self._device(config.device, config.kind)
 
     def create(self, config: SessionConfig, params: list[torch.Tensor], exist_ok: bool = False) -> tuple[SessionHandle, bool]:
         config.device = self._device(config.device or self.device, config.kind)
@@ -194,8 +185,7 @@ class RayBackend(Backend):
             s.close()
         for ev in evaluators:
             ev.close()
-        if self.store is not None:
-            self.store.close()
+        self._close_store()
         if self._owns_ray:
             self._ray.shutdown()
 

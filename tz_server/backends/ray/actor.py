@@ -26,7 +26,7 @@ import torch
 from ...rng import RngOwner
 from ...sessions.base import build_optimizer
 from ...sessions.config import SessionConfig
-from ...sessions.trainer import RemoteClosure
+from ...sessions.trainer import RemoteClosure, freeze
 from .sharding import ShardPlan
 
 
@@ -110,9 +110,7 @@ class ShardActor:
         options, frozen = settings
         for g, opts in zip(self.opt.param_groups, options):
             g.set_options(opts)
-        skip = set(frozen)
-        for j, p in enumerate(self.params):
-            p.requires_grad_(j not in skip)
+        freeze(self.params, frozen)
         self._settings = settings
 
     def push(self, step: int, grads: list[torch.Tensor], settings: tuple | None = None) -> list[torch.Tensor]:
@@ -151,7 +149,7 @@ class ShardActor:
 
             try:
                 with self.rng.owned():
-                    self.opt.step(self._remote_closure(fn))
+                    self.opt.step(RemoteClosure(fn, self.params, self.rng))
             finally:
                 for p in self.params:
                     p.grad = None
@@ -159,9 +157,6 @@ class ShardActor:
             raise ValueError(f"unknown log entry {kind!r}")
 
     # -- closure steps (one shard) ---------------------------------------------------------------------
-    def _remote_closure(self, fn: Any) -> RemoteClosure:
-        return RemoteClosure(fn, self.params, self.rng, [j for j, p in enumerate(self.params) if p.requires_grad])
-
     def closure_begin(self, step: int, settings: tuple | None = None) -> tuple:
         """Starts a step whose evaluations come back as ``("eval", point or None, backward)``
         messages; the step ends with ``("done", step, loss, params)`` or ``("error", exception)``."""
@@ -188,7 +183,7 @@ class ShardActor:
         def run() -> None:
             try:
                 with self.rng.owned():
-                    loss = self.opt.step(self._remote_closure(fn))
+                    loss = self.opt.step(RemoteClosure(fn, self.params, self.rng))
                 loss = loss.detach().cpu() if isinstance(loss, torch.Tensor) else loss
                 outbox.put(("done", self.opt.current_step, loss, self._out()))
             except BaseException as e:  # rolled back below, reported to the coordinator
